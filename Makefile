@@ -1,0 +1,42 @@
+# Two commands on a fresh clone: `make test` and `make demo`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_DIR := .node
+POUCHDB := $(NODE_DIR)/node_modules/.bin/pouchdb-server
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install test demo dev bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# CouchDB-compatible server for the status-store tests, kept out of git.
+$(POUCHDB):
+	mkdir -p $(NODE_DIR)
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+test: $(STAMP) $(POUCHDB)
+	DROPSYNC_POUCHDB_BIN=$(CURDIR)/$(POUCHDB) $(PY) -m pytest -n 2 -q dropsync_dagster_tests
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m dropsync_dagster.demo
+
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR) .dropsync .demo .bench

@@ -1,0 +1,8 @@
+"""Shared fixtures: each real component's fixtures live in their own module under fixtures/."""
+
+pytest_plugins = [
+    "dropsync_dagster_tests.fixtures.gpg_keys",
+    "dropsync_dagster_tests.fixtures.couchdb",
+    "dropsync_dagster_tests.fixtures.labkey",
+    "dropsync_dagster_tests.fixtures.postgres",
+]
