@@ -62,6 +62,7 @@ class PlanEntry(BaseModel):
     target: str | None = None  # absolute repository path, frozen here
     target_relpath: str | None = None
     processed: str | None = None  # absolute destination of the original
+    processed_taken: bool = False  # something already sits at `processed` (move: `exists`)
     md5_sidecar: str | None = None  # expected MD5 from <file>.md5, when present
     reason: Reason | None = None  # None: the file goes ahead
     write_action: WriteAction = WriteAction.NONE

@@ -1,0 +1,340 @@
+"""The `sync.yml` model: every key of spec/sync-yml.md, validated before anything runs.
+
+Errors are one line naming the file, the key path and the line: `sync.yml:7: fields.Name: ...`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.templating import FIELD_FUNCTIONS, placeholders
+
+CONFIG_NAME = "sync.yml"
+PATH_BUILTINS = frozenset({"run", "hash", "today"})
+FIELD_BUILTINS = PATH_BUILTINS | {"uploaded_filename", "target_path"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LabKeySection(_Model):
+    """Connection to a LabKey Server; credentials come from the deployment, never from here."""
+
+    host: str
+    container: str
+    context: str | None = None
+    use_ssl: bool = True
+    schema_name: str | None = Field(default=None, alias="schema")
+    table: str | None = None
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_has_no_dots(cls, value: str | None) -> str | None:
+        if value is not None and "." in value:
+            raise ValueError("schema name only, no dots")
+        return value
+
+
+class SourceFilter(_Model):
+    """One filter of a LabKey metadata source."""
+
+    field: str
+    type: str = "eq"
+    value: Any = None
+
+
+class MetadataSource(_Model):
+    """A table of metadata rows: a LabKey query, an Excel sheet or a CSV file."""
+
+    name: str
+    type: Literal["labkey", "excel", "csv"]
+    host: str | None = None
+    container: str | None = None
+    context: str | None = None
+    use_ssl: bool | None = None
+    schema_name: str | None = Field(default=None, alias="schema")
+    table: str | None = None
+    columns: list[str] | None = None
+    filters: list[SourceFilter] = []
+    path: str | None = None
+    sheet: str | None = None
+    delimiter: str = ","
+
+
+class MatchRule(_Model):
+    """Search `field` of `source` for the key rendered from `key_template`."""
+
+    source: str
+    field: str
+    key_template: str | None = None
+
+
+class MetadataMatch(_Model):
+    """Ordered match rules; the first that finds a row wins."""
+
+    key_template: str | None = None
+    search: list[MatchRule] = []
+
+
+class DeriveRule(_Model):
+    """New variables from the named groups of `regex` applied to a matched row's field."""
+
+    source: str
+    field: str
+    regex: str
+
+
+class Replacement(_Model):
+    """Plain substring replacement on a variable or a rendered field."""
+
+    target: Literal["var", "field"]
+    name: str
+    replace: str
+    with_: str = Field(alias="with")
+
+
+class Replacements(_Model):
+    """Replacements before matching and before write-back."""
+
+    before_match: list[Replacement] = []
+    before_writeback: list[Replacement] = []
+
+
+class PresenceCheck(_Model):
+    """Find an existing LabKey row by the rendered value of one of `fields`."""
+
+    field: str
+    match: Literal["equal", "contains"] = "contains"
+
+
+class Writeback(_Model):
+    """Write-back policy."""
+
+    skip_creates: bool = False
+
+
+class ArchiveSection(_Model):
+    """Per-drop archive options; the deployment may forbid turning encryption off."""
+
+    enabled: bool = True
+    tar_exclusions: list[str] = []
+
+
+class SyncConfig(_Model):
+    """A drop's `sync.yml`."""
+
+    drop_filename_filter: str
+    drop_filename_regex: str
+    repository_folder: str
+    repository_filename: str
+    processed_folder: str
+    processed_rebase_from: str | None = None
+    filename_sequence: Literal["run", "hash"] | None = None
+    date_format: str = "%Y-%m-%d %H:%M:%S"
+    labkey: LabKeySection | None = None
+    fields: dict[str, Any] = {}
+    field_parameters: dict[str, Literal["file_list", "file_list_aggregator"]] = {}
+    presence_check: PresenceCheck | None = None
+    writeback: Writeback = Writeback()
+    lookups: dict[str, dict[str, str]] = {}
+    metadata_sources: list[MetadataSource] = []
+    metadata_match: MetadataMatch | None = None
+    metadata_required: bool = False
+    metadata_derive: list[DeriveRule] = []
+    replacements: Replacements = Replacements()
+    archive: ArchiveSection = ArchiveSection()
+
+    @field_validator("lookups", mode="before")
+    @classmethod
+    def _lookup_values_are_text(cls, value: Any) -> Any:
+        # YAML turns `1: one` into an int key; lookups compare captured text.
+        if isinstance(value, dict):
+            return {
+                str(var): {str(k): str(v) for k, v in (table or {}).items()}
+                for var, table in value.items()
+            }
+        return value
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled `drop_filename_regex` (validated at load)."""
+        return re.compile(self.drop_filename_regex)
+
+    def file_list_field(self) -> str | None:
+        """The field with role `file_list`, if any."""
+        return next((f for f, r in self.field_parameters.items() if r == "file_list"), None)
+
+    def aggregator_field(self) -> str | None:
+        """The field with role `file_list_aggregator`, if any."""
+        return next(
+            (f for f, r in self.field_parameters.items() if r == "file_list_aggregator"), None
+        )
+
+
+def load_config(path: Path) -> SyncConfig:
+    """Load and validate a `sync.yml`; any problem is one ConfigError line with file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping of keys, got {type(data).__name__}")
+    lines = _key_lines(root)
+    try:
+        config = SyncConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc, lines)) from exc
+    _check_semantics(path, config, lines)
+    return config
+
+
+def _key_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path (tuple of keys and list indexes) to its 1-based line."""
+    out: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, key_node.value)
+            out[key] = key_node.start_mark.line + 1
+            out.update(_key_lines(value_node, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*prefix, i)] = item.start_mark.line + 1
+            out.update(_key_lines(item, (*prefix, i)))
+    return out
+
+
+def _line_of(lines: dict[tuple, int], loc: tuple) -> int:
+    """The line of the deepest known prefix of `loc` (1 when nothing is known)."""
+    for n in range(len(loc), 0, -1):
+        if tuple(loc[:n]) in lines:
+            return lines[tuple(loc[:n])]
+    return 1
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def _describe(path: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
+    """Turn pydantic's first error into one line, suggesting the closest key for unknown keys."""
+    err = exc.errors()[0]
+    # pydantic puts the union/literal branch names into loc; keep only real keys.
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("literal[", "function-")))
+    where = f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key{_suggestion(loc)}"
+    if err["type"] == "missing":
+        return f"{where}: required key is missing"
+    return f"{where}: {err['msg']}"
+
+
+def _suggestion(loc: tuple) -> str:
+    model = _model_at(SyncConfig, loc[:-1])
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `loc`."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
+        )
+        if field is None:
+            return None
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) -> None:
+    """Checks pydantic cannot express: regexes compile, every placeholder has a provider."""
+
+    def fail(loc: tuple, message: str) -> None:
+        raise ConfigError(f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}: {message}")
+
+    try:
+        regex = re.compile(config.drop_filename_regex)
+    except re.error as exc:
+        fail(("drop_filename_regex",), f"invalid regex: {exc}")
+    variables = set(regex.groupindex)
+    for i, rule in enumerate(config.metadata_derive):
+        try:
+            variables |= set(re.compile(rule.regex).groupindex)
+        except re.error as exc:
+            fail(("metadata_derive", i, "regex"), f"invalid regex: {exc}")
+    sources = {s.name for s in config.metadata_sources}
+    for i, rule in enumerate([*(config.metadata_match.search if config.metadata_match else []), *config.metadata_derive]):
+        if rule.source not in sources:
+            key = "metadata_match" if i < len(config.metadata_match.search if config.metadata_match else []) else "metadata_derive"
+            fail((key,), f"unknown metadata source '{rule.source}' (known: {', '.join(sorted(sources)) or 'none'})")
+
+    def check_template(loc: tuple, template: str, builtins: frozenset[str]) -> None:
+        for ph in placeholders(template):
+            if ph.source is not None:
+                if ph.source not in sources:
+                    fail(loc, f"placeholder <{ph.text}> names no metadata source (known: {', '.join(sorted(sources)) or 'none'})")
+            elif ph.name not in variables and ph.name not in builtins:
+                known = sorted(variables | builtins)
+                fail(loc, f"placeholder <{ph.name}> has no provider (regex groups, derive rules and built-ins: {', '.join(known)})")
+            if ph.name == "run" and config.filename_sequence != "run":
+                fail(loc, "placeholder <run> needs 'filename_sequence: run'")
+            if ph.name == "hash" and config.filename_sequence != "hash":
+                fail(loc, "placeholder <hash> needs 'filename_sequence: hash'")
+
+    check_template(("repository_filename",), config.repository_filename, PATH_BUILTINS)
+    for name, value in config.fields.items():
+        if isinstance(value, str) and value.strip() not in FIELD_FUNCTIONS:
+            check_template(("fields", name), value, FIELD_BUILTINS)
+    if config.metadata_match is not None:
+        for i, rule in enumerate(config.metadata_match.search):
+            template = rule.key_template or config.metadata_match.key_template
+            if template is None:
+                fail(("metadata_match", "search", i), "no key_template here or in metadata_match")
+            check_template(("metadata_match", "search", i), template, frozenset({"today"}))
+    if config.presence_check is not None and config.presence_check.field not in config.fields:
+        fail(("presence_check", "field"), f"'{config.presence_check.field}' is not a key of fields")
+    if (config.fields or config.presence_check) and config.labkey is None:
+        fail(("fields",), "fields and presence checks need a 'labkey' section")
+    if config.labkey is not None and config.fields and not (config.labkey.schema_name and config.labkey.table):
+        fail(("labkey",), "write-back needs labkey.schema and labkey.table")
+    for i, source in enumerate(config.metadata_sources):
+        if source.type == "labkey" and not (source.schema_name and source.table):
+            fail(("metadata_sources", i), "a labkey source needs schema and table")
+        if source.type == "labkey" and config.labkey is None and not (source.host and source.container):
+            fail(("metadata_sources", i), "a labkey source needs host and container (or a top-level labkey section)")
+        if source.type in ("csv", "excel") and not source.path:
+            fail(("metadata_sources", i), f"a {source.type} source needs a path")

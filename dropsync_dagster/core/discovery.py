@@ -1,0 +1,175 @@
+"""Finding drops under the roots, their readiness, and the candidate files of one drop."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from dropsync_dagster.core.config import CONFIG_NAME
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.settings import DropRoot, Settings
+
+SIDECAR_SUFFIXES = (".md5", ".blake3")
+TEMP_MARKER = ".dropsync-tmp"
+_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class DropFolder:
+    """One drop: its partition key, its root and its folder."""
+
+    key: str
+    root: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file matched by `drop_filename_filter`."""
+
+    relpath: str
+    path: Path
+    size: int
+    mtime: float
+    escapes: bool  # a symlink whose target lies outside the drop
+
+
+class Readiness(StrEnum):
+    """Whether a drop's transfer has finished."""
+
+    READY = "ready"
+    WAITING = "waiting"
+    TRANSFER_FAILED = "transfer_failed"
+
+
+def drop_key(root_name: str, folder_name: str) -> str:
+    """The partition key `<root>-<folder>`, sanitised to [A-Za-z0-9._-] with no `..`."""
+    key = _UNSAFE_KEY_CHARS.sub("_", f"{root_name}-{folder_name}")
+    return key.replace("..", "__")
+
+
+def list_drops(roots: tuple[DropRoot, ...]) -> list[DropFolder]:
+    """Every folder directly under a root that holds a `sync.yml`; colliding keys are an error."""
+    drops: dict[str, DropFolder] = {}
+    for root in roots:
+        try:
+            entries = sorted(os.scandir(root.path), key=lambda e: e.name)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, CONFIG_NAME)):
+                drop = DropFolder(drop_key(root.name, entry.name), root.name, Path(entry.path))
+                other = drops.get(drop.key)
+                if other is not None:
+                    raise ConfigError(f"drops {other.path} and {drop.path} both map to partition key '{drop.key}'")
+                drops[drop.key] = drop
+    return list(drops.values())
+
+
+def resolve_drop(settings: Settings, drop: str) -> DropFolder:
+    """A drop given as a folder path or a partition key."""
+    path = Path(drop)
+    if path.is_dir():
+        real = Path(os.path.realpath(path))
+        root = next((r for r in settings.drop_roots if r.path == real.parent), None)
+        return DropFolder(drop_key(root.name if root else real.parent.name, real.name), root.name if root else real.parent.name, real)
+    for found in list_drops(settings.drop_roots):
+        if found.key == drop:
+            return found
+    raise ConfigError(f"{drop}: neither a drop folder nor the key of a drop under DROPSYNC_DROP_ROOTS")
+
+
+def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | None, now: float | None = None) -> Readiness:
+    """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period."""
+    for name in ready_files:
+        sentinel = path / name
+        if sentinel.is_file():
+            if name == ".metadata_rsync_exitcode" and sentinel.read_text().strip() != "0":
+                return Readiness.TRANSFER_FAILED
+            return Readiness.READY
+    if quiet_seconds is not None:
+        newest = max((e.stat().st_mtime for e in _walk_files(path)), default=0.0)
+        if (now or time.time()) - newest >= quiet_seconds:
+            return Readiness.READY
+    return Readiness.WAITING
+
+
+def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
+    """Files under the drop matching the glob; sidecars, `sync.yml` and our temps never are."""
+    regex = glob_regex(pattern)
+    root = str(drop_dir)
+    real_root = os.path.realpath(root)
+    out: list[Candidate] = []
+    for entry in _walk_files(drop_dir):
+        rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+        if rel == CONFIG_NAME or rel.endswith(SIDECAR_SUFFIXES) or TEMP_MARKER in entry.name:
+            continue
+        if not regex.fullmatch(rel):
+            continue
+        escapes = False
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            # A dangling link counts as escaping: there is nothing inside the drop to copy.
+            escapes = not target.startswith(real_root + os.sep) or not os.path.isfile(target)
+        st = entry.stat(follow_symlinks=not escapes)
+        out.append(Candidate(rel, Path(entry.path), st.st_size, st.st_mtime, escapes))
+    out.sort(key=lambda c: c.relpath)
+    return out
+
+
+def fingerprint(candidates: list[Candidate]) -> str:
+    """A digest of the candidate files' names, sizes and mtimes (not folder mtimes)."""
+    h = hashlib.sha256()
+    for c in candidates:
+        h.update(f"{c.relpath}\0{c.size}\0{c.mtime:.6f}\n".encode())
+    return h.hexdigest()
+
+
+def _walk_files(top: Path):
+    """Every file entry below `top`, never descending through a symlinked folder."""
+    stack = [str(top)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                    yield entry
+
+
+@lru_cache(maxsize=64)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a glob with `**` (any depth, including none) into a regex on `/` paths."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape("["))
+                i += 1
+            else:
+                body = pattern[i + 1 : end]
+                out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+                i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))

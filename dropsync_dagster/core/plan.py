@@ -1,0 +1,249 @@
+"""The plan: per-file variables, target, gates and reasons, computed once and frozen.
+
+Order of operations per file follows spec/sync-yml.md. Planning is O(n) in files and reads
+file contents only for `<hash>` and to compare with a same-size file at a candidate target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
+from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
+from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.templating import apply_lookups, apply_replacements, render
+
+_RUN_SLOT = "\0run\0"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class MetadataResult:
+    """Rows matched for one file (source name -> row), derived variables, or why none."""
+
+    rows: dict[str, dict[str, Any]]
+    derived: dict[str, str]
+    reason: Reason | None = None
+
+
+class MetadataMatcher(Protocol):
+    """Matches a file's variables to metadata rows (implemented over LabKey/Excel/CSV sources)."""
+
+    def match(self, variables: Mapping[str, str]) -> MetadataResult:
+        """Rows for these variables; `reason` set when the file must stop."""
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What the presence check found for one file."""
+
+    write_action: WriteAction
+    row: dict[str, Any] | None = None
+    presence_key: str | None = None
+    reason: Reason | None = None
+
+
+class PresenceChecker(Protocol):
+    """Finds each planned file's existing LabKey row, in batches."""
+
+    def check(self, entries: list[PlanEntry]) -> dict[str, Presence]:
+        """Presence per relpath for the entries that go ahead."""
+
+
+@dataclass
+class _Targets:
+    """Targets planned so far and the next `<run>` to try per rendered stem."""
+
+    planned: set[str] = field(default_factory=set)
+    next_run: dict[str, int] = field(default_factory=dict)
+
+
+def make_plan(
+    drop: DropFolder,
+    config: SyncConfig,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    metadata: MetadataMatcher | None = None,
+    presence: PresenceChecker | None = None,
+) -> Plan:
+    """Plan every candidate file of `drop`; changes nothing on disk."""
+    now = now or datetime.now(timezone.utc)
+    repository = _folder(settings, drop.path, config.repository_folder, "repository_folder")
+    processed = _folder(settings, drop.path, config.processed_folder, "processed_folder")
+    rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
+    if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
+        raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")
+    today = now.strftime("%Y-%m-%d")
+    targets = _Targets()
+    regex = config.regex
+    entries: list[PlanEntry] = []
+    for cand in candidate_files(drop.path, config.drop_filename_filter):
+        entry = dict(relpath=cand.relpath, source=str(cand.path), size=cand.size, mtime=cand.mtime)
+        match = regex.match(cand.relpath)
+        entry["matched"] = match is not None
+        entry["processed"] = str(processed / os.path.relpath(os.path.realpath(cand.path.parent), rebase) / cand.path.name)
+        entry["processed"] = os.path.normpath(entry["processed"])
+        entry["processed_taken"] = os.path.lexists(entry["processed"])
+        md5_path = Path(f"{cand.path}.md5")
+        entry["md5_sidecar"] = str(md5_path) if md5_path.is_file() else None
+        if match is None:
+            entries.append(PlanEntry(**entry, reason=Reason.SKIPPED_NON_MATCH))
+            continue
+        if cand.escapes:
+            entries.append(PlanEntry(**entry, reason=Reason.UNSAFE_PATH))
+            continue
+        entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
+    if presence is not None:
+        entries = _apply_presence(entries, presence)
+    return Plan(
+        drop=drop.key,
+        drop_path=str(drop.path),
+        repository_folder=str(repository),
+        processed_folder=str(processed),
+        created_at=now.isoformat(),
+        today=today,
+        entries=entries,
+        config_sha256=hashlib.sha256((drop.path / CONFIG_NAME).read_bytes()).hexdigest(),
+        labkey_configured=config.labkey is not None,
+    )
+
+
+def _folder(settings: Settings, drop_path: Path, value: str, key: str) -> Path:
+    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed."""
+    return settings.check_allowed(drop_path / value, key)
+
+
+def _plan_file(
+    entry: dict[str, Any],
+    groups: dict[str, str | None],
+    cand: Candidate,
+    config: SyncConfig,
+    metadata: MetadataMatcher | None,
+    repository: Path,
+    today: str,
+    targets: _Targets,
+) -> PlanEntry:
+    """Steps 1-5 of the order of operations for one matched file."""
+    rules = config.replacements.before_match
+    variables = {k: v or "" for k, v in groups.items()}
+    variables = apply_lookups(apply_replacements(variables, rules, "var"), config.lookups)
+    if metadata is not None:
+        found = metadata.match(variables)
+        entry["metadata"] = found.rows
+        if found.reason is not None:
+            return PlanEntry(**entry, variables=variables, reason=found.reason)
+        derived = {k: v for k, v in found.derived.items() if k not in variables}
+        variables.update(apply_replacements(derived, rules, "var"))
+    variables["today"] = today
+    if config.filename_sequence == "hash":
+        variables["hash"] = f"{_crc32(cand.path):08X}"
+    target_rel, reason = _choose_target(config, variables, entry.get("metadata", {}), cand, repository, targets)
+    if config.filename_sequence == "run" and target_rel is not None and reason is not Reason.UNSAFE_PATH:
+        variables["run"] = target_rel[1]
+    rel = target_rel[0] if target_rel else None
+    return PlanEntry(
+        **entry,
+        variables=variables,
+        target_relpath=rel,
+        target=str(repository / rel) if rel and reason is not Reason.UNSAFE_PATH else None,
+        reason=reason,
+    )
+
+
+def _choose_target(
+    config: SyncConfig,
+    variables: dict[str, str],
+    rows: dict[str, dict[str, Any]],
+    cand: Candidate,
+    repository: Path,
+    targets: _Targets,
+) -> tuple[tuple[str, str] | None, Reason | None]:
+    """Render the target; with `<run>`, the smallest number free in the plan and the repository."""
+    if config.filename_sequence != "run":
+        rel = render(config.repository_filename, variables, rows)
+        if not _safe(repository, rel):
+            return (rel, ""), Reason.UNSAFE_PATH
+        if rel in targets.planned:
+            return (rel, ""), Reason.TARGET_CONFLICT
+        targets.planned.add(rel)
+        state = _existing(repository / rel, cand)
+        return (rel, ""), {None: None, True: Reason.ALREADY_SYNCED, False: Reason.TARGET_CONFLICT}[state]
+    stem = render(config.repository_filename, {**variables, "run": _RUN_SLOT}, rows)
+    if not _safe(repository, stem.replace(_RUN_SLOT, "1")):
+        return (stem.replace(_RUN_SLOT, "1"), "1"), Reason.UNSAFE_PATH
+    # Every number below next_run[stem] is planned already or holds other content, so
+    # starting there keeps planning linear where the old tool rescanned from 1.
+    n = targets.next_run.get(stem, 1)
+    while True:
+        rel = stem.replace(_RUN_SLOT, str(n))
+        if rel not in targets.planned:
+            state = _existing(repository / rel, cand)
+            if state is not False:
+                targets.planned.add(rel)
+                targets.next_run[stem] = n + 1
+                return (rel, str(n)), (Reason.ALREADY_SYNCED if state else None)
+        n += 1
+
+
+def _safe(repository: Path, rel: str) -> bool:
+    """A target must be relative, free of `..` components, and resolve inside the repository."""
+    if not rel or os.path.isabs(rel) or ".." in rel.replace("\\", "/").split("/"):
+        return False
+    real = os.path.realpath(repository / rel)
+    return real.startswith(str(repository) + os.sep)
+
+
+def _existing(target: Path, cand: Candidate) -> bool | None:
+    """None: free; True: identical content already there; False: something else is there."""
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return None if not os.path.lexists(target) else False
+    if st.st_size != cand.size:
+        return False
+    return _same_content(target, cand.path)
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Byte comparison that stops at the first difference."""
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _apply_presence(entries: list[PlanEntry], presence: PresenceChecker) -> list[PlanEntry]:
+    """Annotate write actions; `writeback_skipped` and presence-key collisions stop files."""
+    found = presence.check([e for e in entries if e.goes_ahead])
+    out = []
+    for e in entries:
+        p = found.get(e.relpath)
+        if p is None:
+            out.append(e)
+            continue
+        update: dict[str, Any] = {"write_action": p.write_action, "labkey_row": p.row, "presence_key": p.presence_key}
+        if p.reason is not None:
+            update["reason"] = p.reason
+        out.append(e.model_copy(update=update))
+    return out

@@ -1,0 +1,62 @@
+"""The old tool's tables as plain rows: plan, copy plan, move plan. Shared by CLI and UI."""
+
+from __future__ import annotations
+
+from dropsync_dagster.core.model import Plan, PlanEntry, Reason
+
+# Matched files stopped for these reasons make `dropsync plan/sync` exit 1.
+GATE_REASONS = frozenset(Reason) - {Reason.SKIPPED_NON_MATCH, Reason.ALREADY_SYNCED}
+
+
+def copy_action(entry: PlanEntry) -> str:
+    """`would_copy` or `would_skip:<reason>`."""
+    if entry.reason is None:
+        return "would_copy"
+    return f"would_skip:{entry.reason}"
+
+
+def move_action(entry: PlanEntry) -> str:
+    """`would_move` or `would_skip:<reason>`, mirroring the copy gates."""
+    if not entry.goes_ahead:
+        return f"would_skip:{entry.reason}"
+    if entry.processed_taken:
+        return f"would_skip:{Reason.EXISTS}"
+    return "would_move"
+
+
+def plan_rows(plan: Plan) -> list[dict[str, str]]:
+    """One row per file: variables, target, write action and reason."""
+    return [
+        {
+            "file": e.relpath,
+            "variables": " ".join(f"{k}={v}" for k, v in e.variables.items() if k != "today"),
+            "target": e.target_relpath or "",
+            "write_action": str(e.write_action),
+            "reason": str(e.reason or ""),
+        }
+        for e in plan.entries
+    ]
+
+
+def copy_plan_rows(plan: Plan) -> list[dict[str, str]]:
+    """One row per matched file: source, target, copy action."""
+    return [
+        {"file": e.relpath, "target": e.target_relpath or "", "action": copy_action(e)}
+        for e in plan.entries
+        if e.matched
+    ]
+
+
+def move_plan_rows(plan: Plan) -> list[dict[str, str]]:
+    """One row per matched file: source, processed destination, move action."""
+    return [
+        {"file": e.relpath, "processed": e.processed or "", "action": move_action(e)}
+        for e in plan.entries
+        if e.matched
+    ]
+
+
+def stopped(plan: Plan) -> list[PlanEntry]:
+    """Matched files stopped at a gate (what makes the CLI exit 1)."""
+    stops = [e for e in plan.entries if e.matched and e.reason in GATE_REASONS]
+    return stops + [e for e in plan.entries if e.goes_ahead and e.processed_taken]
