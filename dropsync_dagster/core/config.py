@@ -156,9 +156,11 @@ class SyncConfig(_Model):
     @classmethod
     def _lookup_values_are_text(cls, value: Any) -> Any:
         # YAML turns `1: one` into an int key; lookups compare captured text.
+        # Anything that is not a table (or a None value) is left for pydantic to reject with file:line.
         if isinstance(value, dict):
             return {
-                str(var): {str(k): str(v) for k, v in (table or {}).items()}
+                str(var): {str(k): v if v is None else str(v) for k, v in table.items()}
+                if isinstance(table, dict) else ({} if table is None else table)
                 for var, table in value.items()
             }
         return value
@@ -233,7 +235,9 @@ def _dotted(loc: tuple) -> str:
 
 def _describe(path: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
     """Turn pydantic's first error into one line, suggesting the closest key for unknown keys."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt required key shows up as "missing" before "unknown"; the unknown key is the cause.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     # pydantic puts the union/literal branch names into loc; keep only real keys.
     loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("literal[", "function-")))
     where = f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}"
