@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from dropsync_dagster.core.config import SyncConfig
+
 
 class Reason(StrEnum):
     """Why a file stops at a gate (or, for `already_synced`, why its copy is not needed)."""
@@ -88,6 +90,7 @@ class Plan(BaseModel):
     today: str
     entries: list[PlanEntry]
     config_sha256: str
+    config: SyncConfig  # the sync.yml this plan was made from; later steps never re-read it
     labkey_configured: bool = False
 
     def counts(self) -> dict[str, int]:

@@ -114,6 +114,7 @@ def make_plan(
         today=today,
         entries=entries,
         config_sha256=hashlib.sha256((drop.path / CONFIG_NAME).read_bytes()).hexdigest(),
+        config=config,
         labkey_configured=config.labkey is not None,
     )
 

@@ -1,0 +1,29 @@
+"""`drop_checksums`: one read per file; MD5 sidecars verified, BLAKE3 computed and written."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.manifest import drop_manifest
+from dropsync_dagster.assets.metadata import counts_metadata, tally
+from dropsync_dagster.core.checksums import compute_checksums
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.storage import StorageResource
+
+
+@dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, deps=[drop_manifest])
+def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""
+    results = storage.results()
+    plan = results.load_plan(context.partition_key)
+    want_md5 = any(k.replace(" ", "_").lower() == "checksum" for k in plan.config.fields)
+    checksums = compute_checksums(plan, want_md5=want_md5)
+    path = results.save(plan.drop, "checksums", checksums)
+    verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(checksums.files),
+            **counts_metadata(verdicts, "verdict/"),
+            "bytes": checksums.bytes,
+            "MiB_per_s": round(checksums.bytes / 2**20 / max(checksums.seconds, 1e-9), 1),
+            "result_json": dg.MetadataValue.path(str(path)),
+        }
+    )

@@ -1,0 +1,40 @@
+"""`repository_copies`: verified, durable, no-overwrite copies into the repository."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.checksums import drop_checksums
+from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
+from dropsync_dagster.core.checks import copy_problems
+from dropsync_dagster.core.copies import copy_files
+from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.storage import StorageResource
+
+COPIES_CHECK = "copies_match_source_digests"
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"python"},
+    deps=[drop_checksums],
+    check_specs=[dg.AssetCheckSpec(COPIES_CHECK, asset="repository_copies", blocking=True)],
+)
+def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Copy each verified file to its frozen target; identical targets count as already synced."""
+    results = storage.results()
+    plan = results.load_plan(context.partition_key)
+    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
+    copies = copy_files(plan, checksums, storage.settings())
+    path = results.save(plan.drop, "copies", copies)
+    outcomes = tally([c.outcome for c in copies.files.values()])
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(copies.files),
+            **counts_metadata(outcomes, "outcome/"),
+            "bytes": copies.bytes,
+            "MiB_per_s": round(copies.bytes / 2**20 / max(copies.seconds, 1e-9), 1),
+            "result_json": dg.MetadataValue.path(str(path)),
+        },
+        check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums))],
+    )

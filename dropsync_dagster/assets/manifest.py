@@ -1,0 +1,31 @@
+"""`drop_manifest`: the frozen plan. Materialising it alone is the dry run."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.metadata import check_result, plan_metadata
+from dropsync_dagster.core.checks import target_problems
+from dropsync_dagster.core.config import CONFIG_NAME, load_config
+from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.registry import locate
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.storage import StorageResource
+
+TARGETS_CHECK = "targets_unique_and_inside_repository"
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"python", "yaml"},
+    check_specs=[dg.AssetCheckSpec(TARGETS_CHECK, asset="drop_manifest", blocking=True)],
+)
+def drop_manifest(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """The drop's plan from its sync.yml: variables, targets, gates and reasons, frozen as JSON."""
+    settings = storage.settings()
+    folder = locate(settings, context.partition_key)
+    plan = make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
+    path = storage.results().save(plan.drop, "manifest", plan)
+    return dg.MaterializeResult(
+        metadata=plan_metadata(plan, path),
+        check_results=[check_result(TARGETS_CHECK, target_problems(plan))],
+    )

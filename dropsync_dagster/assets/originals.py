@@ -1,0 +1,39 @@
+"""`archived_originals`: originals move to the processed folder only when every gate held."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.copies import repository_copies
+from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
+from dropsync_dagster.core.checks import original_problems
+from dropsync_dagster.core.originals import move_originals
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.storage import StorageResource
+
+ORIGINALS_CHECK = "originals_accounted_for"
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"python"},
+    deps=[repository_copies],
+    check_specs=[dg.AssetCheckSpec(ORIGINALS_CHECK, asset="archived_originals")],
+)
+def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Move each original whose copy is verified (and recorded/archived where required)."""
+    results = storage.results()
+    plan = results.load_plan(context.partition_key)
+    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
+    copies = results.load(plan.drop, "copies", CopiesResult)
+    originals = move_originals(plan, checksums, copies, storage.settings())
+    path = results.save(plan.drop, "originals", originals)
+    outcomes = tally([m.outcome if m.reason is None else f"{m.outcome}:{m.reason}" for m in originals.files.values()])
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(originals.files),
+            **counts_metadata(outcomes, "outcome/"),
+            "result_json": dg.MetadataValue.path(str(path)),
+        },
+        check_results=[check_result(ORIGINALS_CHECK, original_problems(plan, originals, checksums))],
+    )

@@ -1,0 +1,45 @@
+"""The `archived_originals` step: originals leave the drop only when every gate held."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from pathlib import Path
+
+from dropsync_dagster.core.discovery import candidate_files, fingerprint
+from dropsync_dagster.core.gates import move_gate
+from dropsync_dagster.core.integrity import MoveOutcome, move_original
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileMove, OriginalsResult
+from dropsync_dagster.core.settings import Settings
+
+
+def move_originals(
+    plan: Plan,
+    checksums: ChecksumsResult,
+    copies: CopiesResult,
+    settings: Settings,
+    *,
+    recorded: Container[str] | None = None,
+    archived: Container[str] | None = None,
+) -> OriginalsResult:
+    """Move each original (and its sidecars) to its processed destination, or say why not."""
+    settings.check_writable(plan.processed_folder, "processed_folder")
+    files: dict[str, FileMove] = {}
+    for entry in plan.entries:
+        if not entry.matched:
+            continue
+        checksum = checksums.files.get(entry.relpath)
+        reason = move_gate(
+            entry, checksum, copies.files.get(entry.relpath), recorded=recorded, archived=archived
+        )
+        if reason is not None:
+            files[entry.relpath] = FileMove(outcome="held", reason=reason)
+            continue
+        outcome = move_original(Path(entry.source), Path(entry.processed), checksum.digests)
+        files[entry.relpath] = FileMove(
+            outcome=str(outcome),
+            reason="exists" if outcome == MoveOutcome.EXISTS else None,
+            processed=entry.processed,
+        )
+    after = fingerprint(candidate_files(Path(plan.drop_path), plan.config.drop_filename_filter))
+    return OriginalsResult(drop=plan.drop, files=files, fingerprint=after)
