@@ -87,15 +87,15 @@ def resolve_drop(settings: Settings, drop: str) -> DropFolder:
 
 def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | None, now: float | None = None) -> Readiness:
     """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period."""
-    for name in ready_files:
-        sentinel = path / name
-        if sentinel.is_file():
-            if name == ".metadata_rsync_exitcode" and sentinel.read_text().strip() != "0":
-                return Readiness.TRANSFER_FAILED
-            return Readiness.READY
+    present = [name for name in ready_files if (path / name).is_file()]
+    # A failed rsync outranks any other sentinel, whatever the order of DROPSYNC_READY_FILES.
+    if ".metadata_rsync_exitcode" in present and (path / ".metadata_rsync_exitcode").read_text().strip() != "0":
+        return Readiness.TRANSFER_FAILED
+    if present:
+        return Readiness.READY
     if quiet_seconds is not None:
         newest = max((e.stat().st_mtime for e in _walk_files(path)), default=0.0)
-        if (now or time.time()) - newest >= quiet_seconds:
+        if (time.time() if now is None else now) - newest >= quiet_seconds:
             return Readiness.READY
     return Readiness.WAITING
 

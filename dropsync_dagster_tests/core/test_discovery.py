@@ -1,0 +1,201 @@
+"""Discovery: partition keys, drops under roots, readiness, candidate files, glob semantics."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dropsync_dagster.core.discovery import (
+    DropFolder,
+    Readiness,
+    candidate_files,
+    drop_key,
+    fingerprint,
+    glob_regex,
+    list_drops,
+    readiness,
+    resolve_drop,
+)
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.settings import DropRoot, Settings
+from dropsync_dagster_tests.drops import fastq_relpath, make_drop
+
+READY = (".ready", ".metadata_rsync_exitcode")
+
+
+@pytest.mark.parametrize(
+    ("root", "folder", "key"),
+    [
+        ("seq", "run_2026-11-20", "seq-run_2026-11-20"),
+        ("seq", "Run 7 (Lübeck)", "seq-Run_7__L_beck_"),
+        ("my root", "a/b", "my_root-a_b"),
+        ("seq", "..", "seq-__"),
+        ("seq", "a...b", "seq-a__.b"),
+    ],
+)
+def test_drop_key_is_sanitised(root: str, folder: str, key: str) -> None:
+    assert drop_key(root, folder) == key
+    assert ".." not in key
+
+
+def test_list_drops_only_folders_with_sync_yml(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path, "run1")
+    (drop.root / "no_config").mkdir()
+    (drop.root / "stray.txt").write_text("x")
+    (drop.root / "linked").symlink_to(drop.path)  # a link to a drop is not a second drop
+    make_drop(tmp_path, "run0")
+    roots = (DropRoot("seq", drop.root), DropRoot("gone", tmp_path / "missing"))
+    assert list_drops(roots) == [
+        DropFolder("seq-run0", "seq", drop.root / "run0"),
+        DropFolder("seq-run1", "seq", drop.root / "run1"),
+    ]
+
+
+def test_keys_colliding_after_sanitising_are_an_error(tmp_path: Path) -> None:
+    make_drop(tmp_path, "run 1")
+    drop = make_drop(tmp_path, "run_1")
+    with pytest.raises(ConfigError, match="both map to partition key 'seq-run_1'"):
+        list_drops((DropRoot("seq", drop.root),))
+
+
+def test_keys_colliding_across_roots_are_an_error(tmp_path: Path) -> None:
+    a = make_drop(tmp_path / "a", "x-y", root_name="r")
+    b = make_drop(tmp_path / "b", "y", root_name="r-x")
+    with pytest.raises(ConfigError, match="partition key 'r-x-y'"):
+        list_drops((DropRoot("r", a.root), DropRoot("r-x", b.root)))
+
+
+def test_resolve_drop_by_path_and_by_key(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path, "run1")
+    settings = drop.settings()
+    assert resolve_drop(settings, str(drop.path)) == drop.folder()
+    assert resolve_drop(settings, drop.key) == drop.folder()
+    assert drop.key == "seq-run1"
+    outside = make_drop(tmp_path / "other", "run2")  # not under a configured root
+    assert resolve_drop(settings, str(outside.path)) == DropFolder("drops-run2", "drops", outside.path)
+    with pytest.raises(ConfigError, match="nope: neither a drop folder nor the key"):
+        resolve_drop(settings, "nope")
+
+
+def test_readiness_sentinels(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    assert readiness(drop.path, READY, None) is Readiness.WAITING
+    drop.mark_ready()
+    assert readiness(drop.path, READY, None) is Readiness.READY
+
+
+@pytest.mark.parametrize(("content", "state"), [("0", "ready"), ("0\n", "ready"), ("1", "transfer_failed"),
+                                                ("23\n", "transfer_failed"), ("", "transfer_failed")])
+def test_rsync_exitcode_sentinel(tmp_path: Path, content: str, state: str) -> None:
+    drop = make_drop(tmp_path)
+    drop.mark_ready(rsync_exitcode=content)
+    assert readiness(drop.path, READY, None) == state
+
+
+def test_failed_rsync_wins_over_a_ready_sentinel(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.mark_ready()
+    drop.mark_ready(rsync_exitcode="12")
+    assert readiness(drop.path, READY, None) is Readiness.TRANSFER_FAILED
+
+
+def test_only_configured_sentinels_count(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.mark_ready()
+    assert readiness(drop.path, ("done.txt",), None) is Readiness.WAITING
+    (drop.path / "done.txt").touch()
+    assert readiness(drop.path, ("done.txt",), None) is Readiness.READY
+
+
+def test_quiet_period_looks_at_nested_files(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    past = time.time() - 1000
+    os.utime(drop.config_path, (past, past))
+    newest = drop.add_file(fastq_relpath(), mtime=past + 500)
+    assert readiness(drop.path, READY, 400, now=past + 800) is Readiness.WAITING
+    assert readiness(drop.path, READY, 400, now=past + 900) is Readiness.READY
+    os.utime(newest, (past + 850, past + 850))  # deep file touched: folder mtimes do not change
+    assert readiness(drop.path, READY, 400, now=past + 900) is Readiness.WAITING
+    assert readiness(drop.path, READY, None, now=past + 10_000) is Readiness.WAITING
+
+
+def test_candidates_exclude_sidecars_and_sync_yml(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    a = fastq_relpath(read=1)
+    drop.add_file(a, md5="correct")
+    drop.add_file(a + ".blake3", b"x")
+    drop.add_file("sub/sync.yml", b"a nested sync.yml is just a file")
+    drop.add_file("notes.txt", b"n")
+    drop.add_file("sub/x.dropsync-tmp.fastq.gz", b"our own temporary")
+    relpaths = [c.relpath for c in candidate_files(drop.path, "**/*")]
+    assert relpaths == ["notes.txt", a, "sub/sync.yml"]
+    assert [c.relpath for c in candidate_files(drop.path, "**/*.fastq.gz")] == [a]
+
+
+def test_candidate_fields(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    path = drop.add_file("a/b.fastq.gz", b"12345", mtime=1_700_000_000)
+    (cand,) = candidate_files(drop.path, "**/*.fastq.gz")
+    assert (cand.relpath, cand.path, cand.size, cand.mtime, cand.escapes) == (
+        "a/b.fastq.gz", path, 5, 1_700_000_000, False)
+
+
+def test_symlink_out_of_the_drop_is_flagged_not_followed(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    secret = tmp_path / "secret.fastq.gz"
+    secret.write_bytes(b"outside" * 100)
+    (drop.path / "escape.fastq.gz").symlink_to(secret)
+    (drop.path / "dangling.fastq.gz").symlink_to(tmp_path / "nothing")
+    inside = drop.add_file("real.fastq.gz", b"inside")
+    (drop.path / "alias.fastq.gz").symlink_to(inside)
+    got = {c.relpath: c for c in candidate_files(drop.path, "*.fastq.gz")}
+    assert {k: c.escapes for k, c in got.items()} == {
+        "alias.fastq.gz": False, "dangling.fastq.gz": True, "escape.fastq.gz": True, "real.fastq.gz": False}
+    assert got["escape.fastq.gz"].size != 700  # the link itself was stat-ed, not its target
+
+
+def test_symlinked_folders_are_never_descended(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "x.fastq.gz").write_bytes(b"x")
+    (drop.path / "linked").symlink_to(outside)
+    relpaths = [c.relpath for c in candidate_files(drop.path, "**/*.fastq.gz")]
+    assert relpaths == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "yes", "no"),
+    [
+        ("**/*.fastq.gz", ["a.fastq.gz", "a/b/c.fastq.gz"], ["a.fastq", "a/b.fastq.gz.md5x"]),
+        ("*.fastq.gz", ["a.fastq.gz"], ["a/b.fastq.gz"]),
+        ("scRNA/**", ["scRNA/a", "scRNA/a/b"], ["x/scRNA/a"]),
+        ("run?/[!x]*.txt", ["run1/a.txt"], ["run12/a.txt", "run1/x.txt"]),
+        ("[ab].txt", ["a.txt", "b.txt"], ["c.txt"]),
+        ("a+b(1).txt", ["a+b(1).txt"], ["aab1.txt"]),
+        ("lone[.txt", ["lone[.txt"], ["lone.txt"]),
+    ],
+)
+def test_glob_semantics(pattern: str, yes: list[str], no: list[str]) -> None:
+    regex = glob_regex(pattern)
+    assert [p for p in yes if regex.fullmatch(p)] == yes
+    assert [p for p in no if regex.fullmatch(p)] == []
+
+
+def test_fingerprint_sees_nested_changes(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    before = fingerprint(candidate_files(drop.path, "**/*.fastq.gz"))
+    drop.add_file(fastq_relpath(read=1) + ".blake3", b"sidecars do not count")
+    assert fingerprint(candidate_files(drop.path, "**/*.fastq.gz")) == before
+    drop.add_file(fastq_relpath(read=2))
+    assert fingerprint(candidate_files(drop.path, "**/*.fastq.gz")) != before
+
+
+def test_settings_roots_feed_list_drops(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path, "run1")
+    settings = Settings.from_env(drop.env())
+    assert [d.key for d in list_drops(settings.drop_roots)] == ["seq-run1"]
