@@ -5,43 +5,23 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.discovery import resolve_drop
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan import make_plan
-from dropsync_dagster.core.report import copy_plan_rows, move_plan_rows, plan_rows, stopped
+from dropsync_dagster.console import print_plan
+from dropsync_dagster.core.report import stopped
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.sync_command import sync_now
 
-console = Console(highlight=False)
 
 
 def plan_for(settings: Settings, drop: str) -> Plan:
     """Resolve a drop path or key and plan it (read-only)."""
     folder = resolve_drop(settings, drop)
     return make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
-
-
-def print_table(title: str, rows: list[dict[str, str]], red_when: str) -> None:
-    """A rich table; rows whose `red_when` column starts with would_skip/skipped (or is set) are red."""
-    table = Table(title=title, show_lines=False)
-    for column in rows[0] if rows else ["file"]:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        flag = row.get(red_when, "")
-        red = flag.startswith(("would_skip", "skipped")) or (red_when == "reason" and flag not in ("", "already_synced"))
-        table.add_row(*row.values(), style="red" if red else None)
-    console.print(table)
-
-
-def print_plan(plan: Plan) -> None:
-    """The old tool's three tables."""
-    print_table(f"Plan: {plan.drop}", plan_rows(plan), "reason")
-    print_table("Copy plan", copy_plan_rows(plan), "action")
-    print_table("Move plan", move_plan_rows(plan), "action")
 
 
 @click.group()
@@ -60,6 +40,23 @@ def plan(drop: str, as_json: bool) -> None:
     else:
         print_plan(result)
     sys.exit(1 if stopped(result) else 0)
+
+
+@cli.command()
+@click.argument("drop")
+@click.option("--do-it", is_flag=True, help="Copy, record and move; without it, only the plan is shown.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def sync(drop: str, do_it: bool, yes: bool) -> None:
+    """Sync DROP through the Dagster job, in this process, recorded on the instance."""
+    settings = Settings.from_env()
+    folder = resolve_drop(settings, drop)
+    planned = make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
+    print_plan(planned)
+    if not do_it:
+        sys.exit(1 if stopped(planned) else 0)
+    if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
+        raise click.exceptions.Abort()
+    sys.exit(sync_now(settings, folder))
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""Rich rendering for the CLI: the old tool's tables, run summaries, byte-progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from dropsync_dagster.core import progress
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.report import copy_plan_rows, move_plan_rows, plan_rows
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_table(title: str, rows: list[dict[str, str]], flag: str) -> None:
+    """A rich table; rows whose `flag` column marks a skip are red (already_synced is not one)."""
+    table = Table(title=title)
+    for column in rows[0] if rows else ["file"]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        value = row.get(flag, "")
+        red = value.startswith(("would_skip", "skipped", "held")) and not value.endswith("already_synced")
+        red = red or (flag == "reason" and value not in ("", "already_synced"))
+        table.add_row(*row.values(), style="red" if red else None)
+    console.print(table)
+
+
+def print_plan(plan: Plan) -> None:
+    """The old tool's three dry-run tables."""
+    print_table(f"Plan: {plan.drop}", plan_rows(plan), "reason")
+    print_table("Copy plan", copy_plan_rows(plan), "action")
+    print_table("Move plan", move_plan_rows(plan), "action")
+
+
+@contextmanager
+def progress_bars() -> Iterator[None]:
+    """Show bytes/s bars for every hashing/copying task run in this process."""
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=err_console, transient=False,
+    )
+
+    def sink(label: str, total: int):
+        task = bars.add_task(label, total=total)
+        return (lambda n: bars.advance(task, n)), (lambda: bars.update(task, completed=total))
+
+    with bars:
+        progress.install(sink)
+        try:
+            yield
+        finally:
+            progress.install(None)

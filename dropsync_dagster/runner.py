@@ -1,0 +1,63 @@
+"""Running the drop job in-process against the same instance `make dev` serves."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from dropsync_dagster.partitions import drops
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: its id, and the first failure's one-line reason when it failed."""
+
+    run_id: str
+    success: bool
+    error: str | None = None
+
+
+def instance() -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME (default `./.dagster_home`, as the Makefile sets it)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def register(inst: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """Add partitions that are not there yet (idempotent); returns the keys added."""
+    existing = set(inst.get_dynamic_partitions(drops.name))
+    new = [k for k in dict.fromkeys(keys) if k not in existing]
+    if new:
+        inst.add_dynamic_partitions(drops.name, new)
+    return new
+
+
+def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = None) -> RunOutcome:
+    """Execute the `sync_drop` job for one partition in this process; the run shows in the UI."""
+    from dropsync_dagster.definitions import defs
+
+    job = defs.get_job_def("sync_drop")
+    result = job.execute_in_process(
+        partition_key=key, instance=inst, raise_on_error=False, run_config=QUIET_LOGS, tags=tags or {}
+    )
+    if result.success:
+        return RunOutcome(result.run_id, True)
+    return RunOutcome(result.run_id, False, first_failure(result))
+
+
+def first_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step and the first line of its error."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+                error = error.cause
+            message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+            return f"step {event.step_key} failed: {message}"
+    return "run failed"

@@ -1,0 +1,35 @@
+"""`dropsync sync --do-it`: register, run the drop's job in-process, summarise, pick the exit code."""
+
+from __future__ import annotations
+
+from dropsync_dagster import runner
+from dropsync_dagster.console import console, print_table, progress_bars
+from dropsync_dagster.core.discovery import DropFolder
+from dropsync_dagster.core.errors import RefusedError
+from dropsync_dagster.core.registry import remember
+from dropsync_dagster.core.report import GATE_REASONS
+from dropsync_dagster.core.results import CopiesResult, OriginalsResult, ResultStore
+from dropsync_dagster.core.settings import Settings
+
+
+def sync_now(settings: Settings, folder: DropFolder) -> int:
+    """Run one drop to completion; 0 all synced, 1 some file held at a gate; raises on failure."""
+    remember(settings, folder)
+    inst = runner.instance()
+    runner.register(inst, [folder.key])
+    with progress_bars():
+        outcome = runner.run_drop(inst, folder.key, tags={"dropsync/drop": folder.key, "dropsync/launched_by": "cli"})
+    if not outcome.success:
+        raise RefusedError(f"{folder.key}: run {outcome.run_id} failed: {outcome.error}")
+    results = ResultStore(settings.state_dir)
+    copies = results.load(folder.key, "copies", CopiesResult)
+    originals = results.load(folder.key, "originals", OriginalsResult)
+    print_table("Copy summary", [{"file": r, "target": c.target, "result": c.outcome} for r, c in copies.files.items()], "result")
+    print_table(
+        "Archive/move summary",
+        [{"file": r, "processed": m.processed or "", "result": m.outcome if m.reason is None else f"{m.outcome}:{m.reason}"} for r, m in originals.files.items()],
+        "result",
+    )
+    held = [r for r, m in originals.files.items() if m.reason in GATE_REASONS]
+    console.print(f"run {outcome.run_id}: {len(originals.files) - len(held)} synced, {len(held)} held back")
+    return 1 if held else 0
