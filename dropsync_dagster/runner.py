@@ -42,7 +42,7 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     """Execute the `sync_drop` job for one partition in this process; the run shows in the UI."""
     from dropsync_dagster.definitions import defs
 
-    job = defs.get_job_def("sync_drop")
+    job = defs.resolve_job_def("sync_drop")
     result = job.execute_in_process(
         partition_key=key, instance=inst, raise_on_error=False, run_config=QUIET_LOGS, tags=tags or {}
     )

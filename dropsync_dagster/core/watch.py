@@ -35,6 +35,8 @@ def tick(settings: Settings, cursor: dict | None, *, max_new: int = 200, rescan_
     first = not cursor
     state = dict(cursor or {"v": CURSOR_VERSION, "drops": {}, "next": 0})
     known: dict[str, dict] = dict(state.get("drops", {}))
+    failed_before: dict[str, str] = state.get("transfer_failed", {})
+    failed: dict[str, str] = {}
     plan = TickPlan(cursor=state)
     found = {d.key: d for d in list_drops(settings.drop_roots)}
     for key in [k for k in known if k not in found]:
@@ -44,7 +46,9 @@ def tick(settings: Settings, cursor: dict | None, *, max_new: int = 200, rescan_
             continue
         ready = readiness(drop.path, settings.ready_files, settings.quiet_seconds)
         if ready is Readiness.TRANSFER_FAILED:
-            plan.problems.append(f"{key}: transfer failed ({drop.path}/.metadata_rsync_exitcode is not 0)")
+            failed[key] = f"{key}: transfer failed ({drop.path}/.metadata_rsync_exitcode is not 0)"
+            if key not in failed_before:  # report once, not on every tick
+                plan.problems.append(failed[key])
             continue
         if ready is Readiness.READY:
             fp = _fingerprint(drop, plan.problems)
@@ -57,6 +61,7 @@ def tick(settings: Settings, cursor: dict | None, *, max_new: int = 200, rescan_
     if not first:
         _rescan(settings, found, known, plan, rescan_budget_s, state)
     state["drops"] = known
+    state["transfer_failed"] = failed
     return plan
 
 
