@@ -17,10 +17,9 @@ from dropsync_dagster_tests.labkey_server_values import (
     TEXT_OPS,
     ApiError,
     ColumnDef,
-    compare,
     convert,
     decode_field_key,
-    text_matches,
+    predicate,
     to_json,
 )
 
@@ -155,8 +154,8 @@ class Table:
             if op not in TEXT_OPS and op not in COMPARE_OPS:
                 raise ApiError(400, f"Unsupported filter operator '{op}' for column {col.name}")
             for raw in values:  # repeated values of one key are AND-ed
-                test = text_matches if op in TEXT_OPS else (lambda o, c, r, col=col: compare(col, o, c, r))
-                rows = [r for r in rows if test(op, r[col.name], raw)]
+                test = predicate(col, op, raw)
+                rows = [r for r in rows if test(r[col.name])]
         rows = self._sorted(rows, _first(form, "query.sort"))
         total = len(rows)
         max_rows = int(_first(form, "query.maxRows") or 100000)

@@ -115,55 +115,58 @@ def split_values(raw: str) -> list[str]:
     return re.split(r"[;\n]", raw)
 
 
-def text_matches(op: str, cell: Any, raw: str) -> bool:
-    """Case-insensitive LIKE semantics; NULL never matches, NOT-variants exclude NULL too."""
-    if cell is None:
-        return op in {"doesnotcontain", "doesnotstartwith", "containsnoneof"}
-    text = str(to_json(cell)).lower()
-    if op == "contains":
-        return raw.lower() in text
-    if op == "doesnotcontain":
-        return raw.lower() not in text
-    if op == "startswith":
-        return text.startswith(raw.lower())
-    if op == "doesnotstartwith":
-        return not text.startswith(raw.lower())
-    hit = any(v.lower() in text for v in split_values(raw))
-    return hit if op == "containsoneof" else not hit
-
-
-def compare(column: ColumnDef, op: str, cell: Any, raw: str) -> bool:
-    """Typed comparisons; SQL NULL semantics (NULL <> x is unknown, so false)."""
-    if op == "isblank":
-        return cell is None
-    if op == "isnonblank":
-        return cell is not None
-    if op in {"in", "notin"}:
-        values = split_values(raw)
-        wants_null = any(v == "" for v in values)
-        typed = {_filter_value(column, v) for v in values if v != ""}
-        hit = (cell is None and wants_null) or (cell is not None and cell in typed)
-        return hit if op == "in" else (not hit and cell is not None)
-    if op in {"between", "notbetween"}:
-        lo, _, hi = raw.partition(",")
-        if cell is None:
-            return False
-        inside = _filter_value(column, lo) <= cell <= _filter_value(column, hi)
-        return inside if op == "between" else not inside
-    if op == "neqornull":
-        return cell is None or cell != _filter_value(column, raw)
-    if cell is None:
-        return False
-    value = _filter_value(column, raw)
-    return {
-        "eq": cell == value, "neq": cell != value, "gt": cell > value,
-        "gte": cell >= value, "lt": cell < value, "lte": cell <= value,
-    }[op]
-
-
 TEXT_OPS = {"contains", "doesnotcontain", "startswith", "doesnotstartwith", "containsoneof", "containsnoneof"}
 COMPARE_OPS = {"eq", "neq", "neqornull", "gt", "gte", "lt", "lte", "in", "notin", "between",
                "notbetween", "isblank", "isnonblank"}
+ORDER_OPS = {"eq": lambda a, b: a == b, "neq": lambda a, b: a != b, "gt": lambda a, b: a > b,
+             "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+
+
+def predicate(column: ColumnDef, op: str, raw: str) -> Callable[[Any], bool]:
+    """Compile one filter clause into a test of a stored cell (parsed once per request, not per row).
+
+    LIKE operators are case-insensitive; typed operators follow SQL NULL rules (NULL <> x is not true).
+    """
+    if op in TEXT_OPS:
+        return _text_predicate(op, raw)
+    if op == "isblank":
+        return lambda cell: cell is None
+    if op == "isnonblank":
+        return lambda cell: cell is not None
+    if op in {"in", "notin"}:
+        values = split_values(raw)
+        wants_null = "" in values
+        typed = {_filter_value(column, v) for v in values if v != ""}
+        if op == "in":
+            return lambda cell: cell in typed if cell is not None else wants_null
+        return lambda cell: cell is not None and cell not in typed
+    if op in {"between", "notbetween"}:
+        lo_raw, _, hi_raw = raw.partition(",")
+        lo, hi = _filter_value(column, lo_raw), _filter_value(column, hi_raw)
+        inside = op == "between"
+        return lambda cell: cell is not None and (lo <= cell <= hi) == inside
+    value = _filter_value(column, raw)
+    if op == "neqornull":
+        return lambda cell: cell is None or cell != value
+    compare = ORDER_OPS[op]
+    return lambda cell: cell is not None and compare(cell, value)
+
+
+def _text_predicate(op: str, raw: str) -> Callable[[Any], bool]:
+    negated = op in {"doesnotcontain", "doesnotstartwith", "containsnoneof"}
+    if op in {"containsoneof", "containsnoneof"}:
+        needles = [v.lower() for v in split_values(raw)]
+    else:
+        needles = [raw.lower()]
+    anchor = "^" if op in {"startswith", "doesnotstartwith"} else ""
+    # one regex alternation: evaluated in C, so 500 needles over 10,000 rows stay fast
+    pattern = re.compile(anchor + "(?:" + "|".join(re.escape(n) for n in needles) + ")", re.DOTALL)
+
+    def test(cell: Any) -> bool:
+        if cell is None:
+            return negated  # NOT LIKE is true for NULL in LabKey's generated SQL (it adds OR IS NULL)
+        return (pattern.search(str(to_json(cell)).lower()) is not None) != negated
+    return test
 
 
 def _filter_value(column: ColumnDef, raw: str) -> Any:

@@ -1,0 +1,154 @@
+"""Calling LabKey through the official client: bounded retries, and one clear line per failure.
+
+The `labkey` client maps replies to exceptions (spec section 4): 401 -> RequestAuthorizationError,
+404 JSON -> QueryNotFoundError, 404 HTML -> ServerNotFoundError, 302 -> UnexpectedRedirectError,
+everything else (other statuses, connection errors, timeouts) -> ServerContextError wrapping the
+cause. This module turns those into our errors and decides what is worth retrying.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import requests
+from labkey.exceptions import (
+    QueryNotFoundError,
+    RequestAuthorizationError,
+    RequestError,
+    ServerContextError,
+    ServerNotFoundError,
+    UnexpectedRedirectError,
+)
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Statuses after which a transacted save is known not to have been applied: LabKey's save actions
+# run in one transaction (transacted=True is the client default) and roll back on an exception
+# (500); 503 means the request was not served. A 502/504, a dropped connection or a read timeout
+# may come after the server committed, so a non-idempotent insert is not retried after those.
+REJECTED_WHOLE = frozenset({500, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff: `attempts` tries in all, delays base*2^n capped at max_delay."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    timeout: float = 60.0  # per HTTP request, seconds
+
+    def delay(self, attempt: int) -> float:
+        """Delay before try `attempt + 1`, with jitter so that parallel runs do not retry in step."""
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure: `kind` is one of auth, config, client, server, unreached, ambiguous."""
+
+    kind: str
+    status: int | None
+    detail: str
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _server_text(exc: RequestError) -> str:
+    return str(exc.message).split(": ", 1)[-1] if getattr(exc, "message", None) else str(exc)
+
+
+def _never_reached(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server (refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
+def classify(exc: Exception) -> Failure:
+    """Sort a client exception into a failure kind with a short detail, never the credentials."""
+    if isinstance(exc, RequestAuthorizationError):
+        return Failure("auth", 401, _server_text(exc))
+    if isinstance(exc, QueryNotFoundError):
+        return Failure("config", 404, _server_text(exc))
+    if isinstance(exc, ServerNotFoundError):
+        return Failure("config", 404, "no LabKey API at this address (check host, context path and container)")
+    if isinstance(exc, UnexpectedRedirectError):
+        return Failure("config", _status(exc), str(exc.message))
+    inner = exc.exception if isinstance(exc, ServerContextError) else exc
+    if isinstance(inner, RequestError):
+        status = _status(inner)
+        text = _server_text(inner)
+        if status in (401, 403):
+            return Failure("auth", status, text)
+        if status is not None and status >= 500:
+            return Failure("server", status, text)
+        return Failure("client", status, text)
+    if isinstance(inner, requests.exceptions.SSLError):
+        return Failure("config", None, "TLS handshake failed (check use_ssl)")
+    if isinstance(inner, requests.RequestException):
+        kind = "unreached" if _never_reached(inner) else "ambiguous"
+        return Failure(kind, None, type(inner).__name__ + (": timed out" if isinstance(inner, requests.Timeout) else ""))
+    return Failure("client", None, str(exc))
+
+
+def _retryable(failure: Failure, idempotent: bool) -> bool:
+    if failure.kind == "unreached":
+        return True
+    if failure.kind == "server":
+        return idempotent or failure.status in REJECTED_WHOLE
+    return failure.kind == "ambiguous" and idempotent
+
+
+def call_labkey(what: str, call: Callable[[], T], policy: RetryPolicy, credentials: str,
+                idempotent: bool = True, missing_row: bool = False) -> T:
+    """Run one client call with retries; raise ConfigError/RefusedError with one line naming `what`.
+
+    `credentials` describes where the key came from (never the key itself), for 401/403 messages.
+    `missing_row`: a JSON 404 means a row is gone (updateRows), not a wrong container or table.
+    """
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return call()
+        except RequestError as exc:
+            failure = classify(exc)
+            if missing_row and failure.kind == "config" and isinstance(exc, QueryNotFoundError):
+                failure = Failure("client", 404, failure.detail)
+        except KeyError as exc:
+            # The client raises a bare KeyError('CSRF') when whoami answers without a token (spec 1.4).
+            raise RefusedError(f"{what}: the server did not hand out a CSRF token ({exc}); is it a LabKey server?") from exc
+        if not _retryable(failure, idempotent) or attempt == policy.attempts:
+            raise _final_error(what, failure, credentials, attempt, idempotent)
+        wait = policy.delay(attempt)
+        log.warning("%s failed (%s), retry %d/%d in %.2fs", what, failure.detail, attempt + 1, policy.attempts, wait)
+        time.sleep(wait)
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _final_error(what: str, failure: Failure, credentials: str, attempts: int, idempotent: bool) -> DropsyncError:
+    status = f" ({failure.status})" if failure.status else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if failure.kind == "auth":
+        return RefusedError(f"{what}: LabKey refused the credentials{status}: {failure.detail}; using {credentials}")
+    if failure.kind == "config":
+        return ConfigError(f"{what}: {failure.detail}{status}")
+    if failure.kind == "unreached":
+        return RefusedError(f"{what}: LabKey is unreachable{tries} ({failure.detail})")
+    if failure.kind == "ambiguous" and not idempotent:
+        return RefusedError(f"{what}: no answer from LabKey ({failure.detail}); the write may or may not "
+                            "have been applied, so it is not retried; re-plan the drop to see the table's state")
+    if failure.kind == "ambiguous":
+        return RefusedError(f"{what}: no answer from LabKey{tries} ({failure.detail})")
+    return RefusedError(f"{what}: LabKey failed{status}{tries}: {failure.detail}")
