@@ -56,7 +56,7 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
         sys.exit(1 if stopped(planned) else 0)
     if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
         raise click.exceptions.Abort()
-    sys.exit(sync_now(settings, folder))
+    sys.exit(sync_now(settings, folder, planned))
 
 
 def main() -> None:
@@ -76,6 +76,9 @@ def main() -> None:
         click.echo(f"dropsync: refused: {exc}", err=True)
         sys.exit(3)
     except DropsyncError as exc:
+        click.echo(f"dropsync: failed: {exc}", err=True)
+        sys.exit(3)
+    except OSError as exc:
         click.echo(f"dropsync: failed: {exc}", err=True)
         sys.exit(3)
 

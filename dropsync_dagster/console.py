@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,7 +14,8 @@ from dropsync_dagster.core import progress
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.report import copy_plan_rows, move_plan_rows, plan_rows
 
-console = Console(highlight=False)
+# Piped output (logs, CI) gets wide tables instead of 80 folded columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -39,7 +41,10 @@ def print_plan(plan: Plan) -> None:
 
 @contextmanager
 def progress_bars() -> Iterator[None]:
-    """Show bytes/s bars for every hashing/copying task run in this process."""
+    """Show bytes/s bars for every hashing/copying task run in this process (on a terminal)."""
+    if not err_console.is_terminal:
+        yield
+        return
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         console=err_console, transient=False,

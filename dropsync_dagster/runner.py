@@ -10,7 +10,9 @@ import dagster as dg
 
 from dropsync_dagster.partitions import drops
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI prints its own summary; the run's full log stays in the instance's event log (the UI).
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+QUICK_START_INSTANCE = "telemetry:\n  enabled: false\n"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ def instance() -> dg.DagsterInstance:
     """The instance under DAGSTER_HOME (default `./.dagster_home`, as the Makefile sets it)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # SQLite storage in DAGSTER_HOME, as `make dev` uses it
+        config.write_text(QUICK_START_INSTANCE)
     return dg.DagsterInstance.get()
 
 

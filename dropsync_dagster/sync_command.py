@@ -6,14 +6,18 @@ from dropsync_dagster import runner
 from dropsync_dagster.console import console, print_table, progress_bars
 from dropsync_dagster.core.discovery import DropFolder
 from dropsync_dagster.core.errors import RefusedError
+from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.registry import remember
 from dropsync_dagster.core.report import GATE_REASONS
 from dropsync_dagster.core.results import CopiesResult, OriginalsResult, ResultStore
 from dropsync_dagster.core.settings import Settings
 
 
-def sync_now(settings: Settings, folder: DropFolder) -> int:
+def sync_now(settings: Settings, folder: DropFolder, plan: Plan) -> int:
     """Run one drop to completion; 0 all synced, 1 some file held at a gate; raises on failure."""
+    # Refuse before the run starts, so a missing DROPSYNC_ALLOWED_ROOTS is a config error (exit 2).
+    settings.check_writable(plan.repository_folder, "repository_folder")
+    settings.check_writable(plan.processed_folder, "processed_folder")
     remember(settings, folder)
     inst = runner.instance()
     runner.register(inst, [folder.key])

@@ -23,6 +23,7 @@ from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.templating import apply_lookups, apply_replacements, render
 
 _RUN_SLOT = "\0run\0"
+_BLOCKED = object()  # a parent of the target is a file
 _CHUNK = 1 << 20
 
 
@@ -178,7 +179,9 @@ def _choose_target(
             return (rel, ""), Reason.TARGET_CONFLICT
         targets.planned.add(rel)
         state = _existing(repository / rel, cand)
-        return (rel, ""), {None: None, True: Reason.ALREADY_SYNCED, False: Reason.TARGET_CONFLICT}[state]
+        if state is None:
+            return (rel, ""), None
+        return (rel, ""), Reason.ALREADY_SYNCED if state is True else Reason.TARGET_CONFLICT
     stem = render(config.repository_filename, {**variables, "run": _RUN_SLOT}, rows)
     if not _safe(repository, stem.replace(_RUN_SLOT, "1")):
         return (stem.replace(_RUN_SLOT, "1"), "1"), Reason.UNSAFE_PATH
@@ -189,6 +192,8 @@ def _choose_target(
         rel = stem.replace(_RUN_SLOT, str(n))
         if rel not in targets.planned:
             state = _existing(repository / rel, cand)
+            if state is _BLOCKED:  # no number can help: a file sits where a folder must be
+                return (rel, str(n)), Reason.TARGET_CONFLICT
             if state is not False:
                 targets.planned.add(rel)
                 targets.next_run[stem] = n + 1
@@ -204,12 +209,14 @@ def _safe(repository: Path, rel: str) -> bool:
     return real.startswith(str(repository) + os.sep)
 
 
-def _existing(target: Path, cand: Candidate) -> bool | None:
-    """None: free; True: identical content already there; False: something else is there."""
+def _existing(target: Path, cand: Candidate) -> bool | None | object:
+    """None: free; True: identical content there; False: something else; _BLOCKED: unreachable."""
     try:
         st = target.stat()
     except FileNotFoundError:
         return None if not os.path.lexists(target) else False
+    except NotADirectoryError:
+        return _BLOCKED
     if st.st_size != cand.size:
         return False
     return _same_content(target, cand.path)

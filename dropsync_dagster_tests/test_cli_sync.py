@@ -1,0 +1,143 @@
+"""`dropsync sync` as a subprocess: exit codes, interruption and re-run, already_synced moves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+
+TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"
+
+
+def plain_drop(tmp_path: Path) -> Drop:
+    drop = make_drop(tmp_path)
+    drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None))
+    drop.mark_ready()
+    return drop
+
+
+def dropsync(drop: Drop, *args: str, **env: str | None) -> subprocess.CompletedProcess:
+    full = {**os.environ, **drop.env(**env), "DAGSTER_HOME": str(drop.root.parent / "dagster_home")}
+    full = {k: v for k, v in full.items() if v is not None}
+    return subprocess.run(
+        [sys.executable, "-m", "dropsync_dagster.cli", *args], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+def target(drop: Drop, read: int) -> Path:
+    return drop.repository / TARGET_DIR / f"ABC_DEFGHI_SEQ_ABCDE_r1__R{read}_001.fastq.gz"
+
+
+def test_exit_0_when_every_matched_file_syncs(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1), md5="correct")
+    drop.add_file(fastq_relpath(read=2))
+    drop.add_file("notes/readme.txt")  # outside the filter: ignored
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert target(drop, 1).read_bytes() == (drop.processed / fastq_relpath(read=1)).read_bytes()
+    assert target(drop, 2).exists()
+    assert "2 synced, 0 held back" in done.stdout
+
+
+def test_exit_1_when_a_file_is_held_at_a_gate(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1), md5="wrong")
+    drop.add_file(fastq_relpath(read=2))
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 1, done.stderr
+    assert (drop.path / fastq_relpath(read=1)).exists()
+    assert not target(drop, 1).exists()
+    assert "held:md5_mismatch" in done.stdout
+
+
+def test_exit_2_on_bad_config_with_one_line(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    drop.write_config(drop.config_path.read_text().replace("processed_folder", "procesed_folder"))
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "did you mean 'processed_folder'" in done.stderr
+
+
+def test_exit_2_when_writing_is_not_allowed(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes", DROPSYNC_ALLOWED_ROOTS=None)
+    assert done.returncode == 2
+    assert "DROPSYNC_ALLOWED_ROOTS" in done.stderr
+    assert not any(drop.repository.iterdir())
+
+
+def test_exit_3_when_the_run_fails_and_originals_stay(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    (drop.processed / "scRNA").write_text("a file where a folder must go")
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 3
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "archived_originals" in done.stderr
+    assert (drop.path / fastq_relpath(read=1)).exists()
+    assert target(drop, 1).exists()  # the verified copy stays
+
+
+def test_target_blocked_by_a_file_is_a_conflict_not_a_crash(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    (drop.repository / "scRNA").write_text("a file where a folder must go")
+    done = dropsync(drop, "plan", str(drop.path), "--json")
+    assert done.returncode == 1, done.stderr
+    assert [e["reason"] for e in json.loads(done.stdout)["entries"]] == ["target_conflict"]
+
+
+def test_plan_only_without_do_it(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1))
+    done = dropsync(drop, "sync", str(drop.path))
+    assert done.returncode == 0
+    assert "would_copy" in done.stdout
+    assert not any(drop.repository.iterdir())
+
+
+def test_already_synced_continues_to_the_move(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    source = drop.add_file(fastq_relpath(read=1))
+    target(drop, 1).parent.mkdir(parents=True)
+    shutil.copyfile(source, target(drop, 1))  # a crash after publishing, before the move
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "already_synced" in done.stdout
+    assert not source.exists()
+    assert (drop.processed / fastq_relpath(read=1)).exists()
+
+
+def test_interrupted_run_then_rerun_completes(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    big = drop.add_file(fastq_relpath(read=1), os.urandom(1 << 20) * 192)  # 192 MiB
+    env = {**os.environ, **drop.env(), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dropsync_dagster.cli", "sync", str(drop.path), "--do-it", "--yes"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(drop.repository.rglob("*dropsync-tmp*")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not target(drop, 1).exists() or target(drop, 1).stat().st_size == big.stat().st_size
+    assert big.exists()  # the original never moved before its copy was verified
+    done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not list(drop.repository.rglob("*dropsync-tmp*"))
+    assert (drop.processed / fastq_relpath(read=1)).stat().st_size == 192 << 20
+    assert target(drop, 1).stat().st_size == 192 << 20
