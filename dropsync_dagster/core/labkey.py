@@ -32,7 +32,6 @@ from dropsync_dagster.core.labkey_transport import RetryPolicy, call_labkey
 API_KEY_ENV = "LABKEY_API_KEY"
 # Filter suffixes the client knows (QueryFilter.Types); "" (HAS_ANY_VALUE) is meaningless in config.
 FILTER_TYPES = frozenset(v for k, v in vars(QueryFilter.Types).items() if not k.startswith("_") and v)
-MULTI_VALUE_TYPES = frozenset({"in", "notin", "containsoneof", "containsnoneof"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,8 @@ class LabKeyConnection:
         if schema is not None and "." in str(schema):
             raise ConfigError(f"{where}.schema must be a schema name without dots, got '{schema}'")
         return cls(host=str(section["host"]).strip(), container=str(section["container"]),
-                   context=section.get("context") or None, use_ssl=bool(section.get("use_ssl", True)),
+                   context=section.get("context") or None,
+                   use_ssl=section.get("use_ssl") is not False,  # absent or None: the default, https
                    schema=str(schema) if schema is not None else None,
                    table=str(section["table"]) if section.get("table") is not None else None)
 

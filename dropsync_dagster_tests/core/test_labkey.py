@@ -14,7 +14,6 @@ from dropsync_dagster.core.labkey_presence import PresenceMatch, multi_value, pr
 from dropsync_dagster.core.labkey_transport import RetryPolicy
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER, LABKEY_READER_KEY
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
-from dropsync_dagster_tests.labkey_server_values import ColumnDef
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5)
 
@@ -33,6 +32,7 @@ def test_connection_from_section() -> None:
                                           "context": "labkey", "schema": "exp", "table": "data"})
     assert conn.url == "https://lk.example.org:8443/labkey/LOOP Intercept/A b" and conn.use_ssl
     assert conn.overridden({"container": "Other", "host": None}).url == "https://lk.example.org:8443/labkey/Other"
+    assert LabKeyConnection.from_section({"host": "h", "container": "c", "use_ssl": None}).use_ssl
     with pytest.raises(ConfigError, match="labkey.container is required"):
         LabKeyConnection.from_section({"host": "x"})
     with pytest.raises(ConfigError, match="without dots"):

@@ -1,0 +1,132 @@
+"""Metadata sources: a LabKey query, a CSV file or an Excel sheet, each loaded once into a
+`MetadataTable` that is indexed, on first use, by each field a match rule looks up."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.labkey_columns import Column, resolve_fields
+
+if TYPE_CHECKING:
+    from dropsync_dagster.core.labkey import LabKeyClient
+
+
+def key_text(value: Any) -> str:
+    """A cell as matching sees it: trimmed text; 12.0 from a spreadsheet is `12`, None is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime) and value.time() == time(0):
+        return value.date().isoformat()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+@dataclass
+class MetadataTable:
+    """The rows of one source (keyed by column name or header) and lazily built per-field indexes."""
+
+    name: str
+    columns: tuple[Column, ...]
+    rows: list[dict[str, Any]]
+    _indexes: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
+
+    def column(self, field_key: str) -> str:
+        """The column a rule's field names (name or caption, case/punctuation-insensitive)."""
+        return resolve_fields([field_key], self.columns, f"metadata source '{self.name}'")[field_key]
+
+    def lookup(self, field_key: str, key: str) -> list[dict[str, Any]]:
+        """Rows whose `field_key` equals `key` after trimming both (exact, case-sensitive)."""
+        column = self.column(field_key)
+        index = self._indexes.get(column)
+        if index is None:
+            index = {}
+            for row in self.rows:
+                text = key_text(row.get(column))
+                if text:
+                    index.setdefault(text, []).append(row)
+            self._indexes[column] = index
+        return index.get(key.strip(), [])
+
+
+def _headers(cells: Sequence[Any], source: str, path: Path) -> list[str | None]:
+    headers = [key_text(c) or None for c in cells]
+    named = [h for h in headers if h]
+    if not named:
+        raise ConfigError(f"metadata source '{source}': {path} has no header row")
+    duplicates = sorted({h for h in named if named.count(h) > 1})
+    if duplicates:
+        raise ConfigError(f"metadata source '{source}': {path} repeats the header {', '.join(duplicates)}")
+    return headers
+
+
+def _table(source: str, headers: list[str | None], records: Sequence[Sequence[Any]]) -> MetadataTable:
+    names = [h for h in headers if h]
+    rows = []
+    for record in records:
+        if all(key_text(v) == "" for v in record):
+            continue  # blank lines between blocks are common in hand-kept manifests
+        padded = list(record) + [None] * (len(headers) - len(record))
+        rows.append({h: v for h, v in zip(headers, padded) if h})
+    return MetadataTable(source, tuple(Column(n, n) for n in names), rows)
+
+
+def load_csv(source: str, path: Path, delimiter: str = ",") -> MetadataTable:
+    """Load a CSV file: header row first, UTF-8 (a BOM as Excel writes it is fine)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            records = list(csv.reader(handle, delimiter=delimiter))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"metadata source '{source}': file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"metadata source '{source}': cannot read {path}: {exc}") from exc
+    if not records:
+        raise ConfigError(f"metadata source '{source}': {path} is empty")
+    return _table(source, _headers(records[0], source, path), records[1:])
+
+
+def load_excel(source: str, path: Path, sheet: str | None = None) -> MetadataTable:
+    """Load one sheet of an .xlsx workbook (the active one unless named): header row first."""
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"metadata source '{source}': file not found: {path}") from exc
+    except (OSError, InvalidFileException, zipfile.BadZipFile, KeyError) as exc:
+        raise ConfigError(f"metadata source '{source}': {path} is not a readable .xlsx workbook: {exc}") from exc
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise ConfigError(f"metadata source '{source}': {path} has no sheet '{sheet}' "
+                              f"(sheets: {', '.join(book.sheetnames)})")
+        records = list((book[sheet] if sheet is not None else book.active).iter_rows(values_only=True))
+    finally:
+        book.close()  # read-only workbooks keep the file open until closed
+    if not records:
+        raise ConfigError(f"metadata source '{source}': sheet '{sheet or 'active'}' of {path} is empty")
+    return _table(source, _headers(records[0], source, path), records[1:])
+
+
+def load_labkey(source: str, client: LabKeyClient, schema: str, table: str, columns: Sequence[str] | None,
+                filters: Sequence[Mapping[str, Any]], needed: Sequence[str] = ()) -> MetadataTable:
+    """Select a LabKey query's rows (all pages); `needed` fields are fetched even if `columns` omits them."""
+    info = client.table_info(schema, table)
+    wanted = None if columns is None else [*columns, *needed]
+    rows = client.select_rows(schema, table, columns=wanted, filters=filters)
+    if wanted is None:
+        loaded = info.columns
+    else:
+        names = set(info.resolve(wanted).values()) | ({info.key} if info.key else set())
+        loaded = tuple(c for c in info.columns if c.name in names)
+    return MetadataTable(source, loaded, rows)
