@@ -30,7 +30,7 @@ test: $(STAMP) $(POUCHDB)
 	DROPSYNC_POUCHDB_BIN=$(CURDIR)/$(POUCHDB) $(PY) -m pytest -n 2 -q dropsync_dagster_tests
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m dropsync_dagster.demo
+	$(VENV)/bin/dropsync demo
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -59,6 +59,14 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
     sys.exit(sync_now(settings, folder, planned))
 
 
+@cli.command()
+def demo() -> None:
+    """Build a demo drop under ./.demo, sync it through Dagster and verify the outcome."""
+    from dropsync_dagster.demo import main as run_demo
+
+    sys.exit(run_demo())
+
+
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every known failure."""
     try:
