@@ -69,9 +69,15 @@ def _server_text(exc: RequestError) -> str:
     return str(exc.message).split(": ", 1)[-1] if getattr(exc, "message", None) else str(exc)
 
 
+def _in_handshake(exc: requests.RequestException) -> bool:
+    """True when the failure hit the client's CSRF handshake (whoami), so the call itself was never sent."""
+    request = getattr(exc, "request", None) or getattr(getattr(exc, "response", None), "request", None)
+    return "login-whoami.api" in str(getattr(request, "url", "") or "")
+
+
 def _never_reached(exc: requests.RequestException) -> bool:
     """True when the request provably never reached the server (refused, DNS, connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, requests.ConnectTimeout) or _in_handshake(exc):
         return True
     reason = exc.args[0] if exc.args else None
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
@@ -94,7 +100,7 @@ def classify(exc: Exception) -> Failure:
         if status in (401, 403):
             return Failure("auth", status, text)
         if status is not None and status >= 500:
-            return Failure("server", status, text)
+            return Failure("unreached" if _in_handshake(inner) else "server", status, text)
         return Failure("client", status, text)
     if isinstance(inner, requests.exceptions.SSLError):
         return Failure("config", None, "TLS handshake failed (check use_ssl)")

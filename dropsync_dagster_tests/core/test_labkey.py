@@ -218,3 +218,12 @@ def test_unreachable_and_wrong_places(labkey_env: LabKeyTestServer, labkey_secti
     with pytest.raises(RefusedError, match=r"\(404\): The existing row was not found"):
         client(labkey_section).update_rows("exp", "data", [{"RowId": 42, "Name": "x"}])
     assert labkey_env.count("updateRows") == 1
+
+
+def test_insert_retried_when_only_the_csrf_handshake_failed(labkey_env: LabKeyTestServer,
+                                                            labkey_section: dict[str, Any]) -> None:
+    labkey_env.drop_next(1, action="whoami")
+    labkey_env.fail_next(1, status=504, action="whoami")
+    client(labkey_section).insert_rows("exp", "data", [{"Name": "once"}])
+    assert labkey_env.count("whoami") == 3 and labkey_env.count("insertRows") == 1
+    assert [r["Name"] for r in labkey_env.rows(LABKEY_CONTAINER, "exp", "data")] == ["once"]
