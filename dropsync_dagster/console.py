@@ -19,17 +19,28 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 
 
-def print_table(title: str, rows: list[dict[str, str]], flag: str) -> None:
-    """A rich table; rows whose `flag` column marks a skip are red (already_synced is not one)."""
-    table = Table(title=title)
+# Rendering is ~5 ms a row; a 100,000-file drop prints its first rows and a count.
+MAX_ROWS = 200
+
+
+def print_table(title: str, rows: list[dict[str, str]], flag: str, limit: int = MAX_ROWS) -> None:
+    """A rich table; rows whose `flag` column marks a skip are red (already_synced is not one).
+
+    Past `limit`, skipped rows come first, so what needs attention is never cut off."""
+    table = Table(title=title, caption=f"{len(rows) - limit} more rows: use --json" if len(rows) > limit else None)
     for column in rows[0] if rows else ["file"]:
         table.add_column(column, overflow="fold")
+    if len(rows) > limit:
+        rows = sorted(rows, key=lambda r: not _is_skip(r.get(flag, ""), flag))[:limit]
     for row in rows:
-        value = row.get(flag, "")
-        red = value.startswith(("would_skip", "skipped", "held")) and not value.endswith("already_synced")
-        red = red or (flag == "reason" and value not in ("", "already_synced"))
-        table.add_row(*row.values(), style="red" if red else None)
+        table.add_row(*row.values(), style="red" if _is_skip(row.get(flag, ""), flag) else None)
     console.print(table)
+
+
+def _is_skip(value: str, flag: str) -> bool:
+    if flag == "reason":
+        return value not in ("", "already_synced")
+    return value.startswith(("would_skip", "skipped", "held")) and not value.endswith("already_synced")
 
 
 def print_plan(plan: Plan) -> None:
