@@ -166,11 +166,10 @@ def write_archive(
         )
         os.write(index_tmp.fd, record.model_dump_json(indent=1, exclude_none=True).encode())
         os.fsync(index_tmp.fd)
-        # The key and the index go first: a published archive always has both.
+        # The key, then the index, are durable before the archive appears: it always has both.
         for temp, final in ((key_tmp, key), (index_tmp, index), (archive_tmp, archive)):
             _publish(temp, final)
-        fsync_dir(key_dir)
-        fsync_dir(archive_dir)
+            fsync_dir(final.parent)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DropsyncError(f"{drop}: disk full writing archive to {archive_dir} or {key_dir}") from exc
