@@ -252,7 +252,7 @@ def test_killed_mid_archive_leaves_no_final_file_and_a_rerun_succeeds(
     psutil.wait_procs(helpers, timeout=10)  # gpg notices the closed pipe and exits by itself
 
     left = names_in(tmp_path / "archives") + names_in(tmp_path / "keys")
-    assert left and all(".dropsync-tmp-" in name for name in left)  # only temporaries
+    assert left and all(".dropsync-tmp" in name for name in left)  # only temporaries
     result = archive(drop_dir, tmp_path, gpg_keys)
     assert result.generation == 1
     assert names_in(tmp_path / "archives") == [f"{DROP}.g1.members.json", f"{DROP}.g1.tar.gpg"]
