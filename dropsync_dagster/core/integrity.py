@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
+import resource
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -18,33 +18,20 @@ from typing import NamedTuple
 
 from blake3 import blake3
 
+from dropsync_dagster.core import sidecars
 from dropsync_dagster.core.errors import IntegrityError, RefusedError
 from dropsync_dagster.core.model import Digests
-from dropsync_dagster.core.sidecars import (
-    SIDECAR_KINDS,
-    SidecarKind,
-    StagedFile,
-    fsync_dir,
-    make_parents,
-    read_sidecar,
-    remove_stale_temps,
-    sidecar_line,
-    sidecar_path,
-    sync_folders,
-    sync_staged,
-    write_atomic,
-)
+from dropsync_dagster.core.sidecars import SidecarKind, StagedFile
 
 OnBytes = Callable[[int], None]
 
 BUFFER_SIZE = 8 * 1024 * 1024  # one reused buffer per thread
 THREADED_HASH_FROM = 64 * 1024 * 1024  # BLAKE3's own threads pay off only on big files
-COPY_CHUNK = 64 * 1024 * 1024  # progress granularity of the in-kernel copy
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
-BATCH_FILES = 256  # files staged before one `syncfs`; bounds open descriptors
+# Files staged before one `syncfs`: each holds two descriptors until published.
+BATCH_FILES = max(16, min(1024, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256) // 4))
 BATCH_BYTES = 1024 * 1024 * 1024  # ... and dirty pages waiting for it
 SYNCFS_FROM = 4  # fewer staged files than this are fsync'ed one by one
-_NO_COPY_FILE_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
 
 _local = threading.local()
 
@@ -76,14 +63,18 @@ class CopyItem(NamedTuple):
 
 def hash_file(path: Path, want_md5: bool, on_bytes: OnBytes | None = None) -> Digests:
     """Size and BLAKE3 of a file, plus MD5 when asked, from one read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as err:
-        raise IntegrityError(f"cannot read {path}: {err.strerror}") from err
+    fd = _open_read(path)
     try:
         return _hash_fd(fd, want_md5, on_bytes, path)
     finally:
         os.close(fd)
+
+
+def _open_read(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise IntegrityError(f"cannot read {path}: {err.strerror}") from err
 
 
 def hash_files(
@@ -143,18 +134,20 @@ def copy_verified(
     sidecar_kind: SidecarKind | None,
     on_bytes: OnBytes | None = None,
 ) -> CopyOutcome:
-    """Copy `source` to `target` via a durable, re-hashed temporary file, published without
+    """Copy `source` to `target` via a re-hashed, durable temporary file, published without
     overwrite, then write `<target>.<sidecar_kind>` naming the target's basename.
     `on_bytes` counts bytes copied and bytes re-read to verify (twice the size)."""
-    return copy_verified_batch([CopyItem(source, target, expected, sidecar_kind)], on_bytes)[0]
+    return copy_verified_batch([CopyItem(source, target, expected, sidecar_kind)], on_bytes, workers=1)[0]
 
 
-def copy_verified_batch(items: Sequence[CopyItem], on_bytes: OnBytes | None = None) -> list[CopyOutcome]:
-    """`copy_verified` for many files, made durable by one `syncfs` per group of files (Linux;
-    per-file fsync elsewhere) instead of one fsync each. Outcomes follow `items`' order."""
+def copy_verified_batch(
+    items: Sequence[CopyItem], on_bytes: OnBytes | None = None, workers: int = DEFAULT_WORKERS
+) -> list[CopyOutcome]:
+    """`copy_verified` for many files: copied and verified by `workers` threads, small files made
+    durable by one `syncfs` per group (Linux; per-file fsync elsewhere). Outcomes follow `items`."""
     outcomes: list[CopyOutcome] = []
     for group in _groups(items):
-        outcomes.extend(_copy_group(group, on_bytes))
+        outcomes.extend(_copy_group(group, on_bytes, workers))
     return outcomes
 
 
@@ -175,56 +168,69 @@ def _groups(items: Sequence[CopyItem]) -> Iterator[list[CopyItem]]:
 class _Pending:
     item: CopyItem
     outcome: CopyOutcome | None = None
-    data: StagedFile | None = None
+    data: StagedFile | None = None  # verified, awaiting publication
+    durable: bool = False  # `data` already fsync'ed by its worker
     sidecar: StagedFile | None = None
     sidecar_final: Path | None = None
 
 
-def _copy_group(items: list[CopyItem], on_bytes: OnBytes | None) -> list[CopyOutcome]:
+def _copy_group(items: list[CopyItem], on_bytes: OnBytes | None, workers: int) -> list[CopyOutcome]:
+    """Stage and verify every file (in parallel), make them durable together, then publish."""
     pending = [_Pending(item) for item in items]
     folders = sorted({item.target.parent for item in items})
     for folder in folders:
-        make_parents(folder)
-        remove_stale_temps(folder)
+        sidecars.make_parents(folder)
     try:
+        if workers > 1 and len(pending) > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
+                list(pool.map(lambda entry: _stage(entry, on_bytes), pending))
+        else:
+            for entry in pending:
+                _stage(entry, on_bytes)
+        waiting = [s for e in pending for s in (None if e.durable else e.data, e.sidecar) if s is not None]
+        by_syncfs = sidecars.sync_staged(waiting, len(waiting) >= SYNCFS_FROM)
         for entry in pending:
-            _stage(entry, on_bytes)
-        staged = [s for e in pending for s in (e.data, e.sidecar) if s is not None]
-        by_syncfs = sync_staged(staged, len(staged) >= SYNCFS_FROM)
-        for entry in pending:
-            _verify_and_publish(entry, on_bytes)
-        sync_folders(folders, by_syncfs)
+            _publish(entry)
+        sidecars.sync_folders(folders, by_syncfs)
     finally:
         for entry in pending:
             for leftover in (entry.data, entry.sidecar):
                 if leftover is not None and leftover.fd >= 0:
                     leftover.discard()
     outcomes = [entry.outcome for entry in pending]
-    assert None not in outcomes, "every staged file is settled by _verify_and_publish"
+    assert None not in outcomes, "every staged file is settled by _publish"
     return outcomes  # type: ignore[return-value]
 
 
 def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
-    """Write the temporary copy (and sidecar), not yet durable; or settle the outcome early."""
+    """Write the temporary copy and re-hash it (verifying reads the destination, never the source
+    again), and stage the sidecar; or settle the outcome early. Publication waits for durability."""
     source, target, expected, kind = entry.item
     line = _sidecar_bytes(entry.item)
     if os.path.lexists(target):
         entry.outcome = _existing_outcome(target, expected)
     else:
-        try:
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as err:
-            raise IntegrityError(f"cannot read {source}: {err.strerror}") from err
+        src = _open_read(source)
         try:
             if os.fstat(src).st_size != expected.size:
                 entry.outcome = CopyOutcome.NOT_VERIFIED  # changed since it was hashed
                 return
             entry.data = StagedFile.create(target)
-            _copy_fd(src, entry.data.fd, expected.size + 1, on_bytes, source, target)
+            entry.data.copy_from(src, expected.size + 1, on_bytes)
+        except OSError as err:
+            raise RefusedError(f"cannot copy {source} to {target}: {err.strerror}") from err
         finally:
             os.close(src)
+        if _hash_fd(entry.data.fd, expected.md5 is not None, on_bytes, entry.data.path) != expected:
+            entry.data.discard()
+            entry.data, entry.outcome = None, CopyOutcome.NOT_VERIFIED
+            return
+        if expected.size >= THREADED_HASH_FROM:
+            # A big file's own fsync overlaps the other workers; small ones share one syncfs.
+            os.fsync(entry.data.fd)
+            entry.durable = True
     if kind is not None and entry.outcome in (None, CopyOutcome.ALREADY_SYNCED):
-        path = sidecar_path(target, kind)
+        path = sidecars.sidecar_path(target, kind)
         if not (path.is_file() and path.read_bytes() == line):
             entry.sidecar, entry.sidecar_final = StagedFile.create(path), path
             os.write(entry.sidecar.fd, line)
@@ -236,44 +242,18 @@ def _sidecar_bytes(item: CopyItem) -> bytes:
     digest = item.expected.md5 if item.sidecar_kind == "md5" else item.expected.blake3
     if digest is None:
         raise IntegrityError(f"cannot write md5 sidecar for {item.target}: no MD5 known for {item.source}")
-    return sidecar_line(item.sidecar_kind, digest, item.target.name).encode("utf-8")
+    return sidecars.sidecar_line(item.sidecar_kind, digest, item.target.name).encode("utf-8")
 
 
-def _copy_fd(src: int, dst: int, limit: int, on_bytes: OnBytes | None, source: Path, target: Path) -> None:
-    """Copy up to `limit` bytes in the kernel (`copy_file_range`: measured fastest here), or
-    through a buffer between filesystems that refuse it."""
-    copied = 0
-    try:
-        while copied < limit:
-            try:
-                n = os.copy_file_range(src, dst, min(COPY_CHUNK, limit - copied))
-            except OSError as err:
-                if copied or err.errno not in _NO_COPY_FILE_RANGE:
-                    raise
-                with open(src, "rb", closefd=False) as fsrc, open(dst, "wb", closefd=False) as fdst:
-                    shutil.copyfileobj(fsrc, fdst, BUFFER_SIZE)
-                return
-            if n == 0:
-                return
-            copied += n
-            if on_bytes is not None:
-                on_bytes(n)
-    except OSError as err:
-        raise RefusedError(f"cannot copy {source} to {target}: {err.strerror}") from err
-
-
-def _verify_and_publish(entry: _Pending, on_bytes: OnBytes | None) -> None:
+def _publish(entry: _Pending) -> None:
+    """Link the verified, durable temporary file to its final name (never replacing), then the sidecar."""
     target, expected = entry.item.target, entry.item.expected
     if entry.data is not None:
-        got = _hash_fd(entry.data.fd, expected.md5 is not None, on_bytes, entry.data.path)
-        if got != expected:
-            entry.outcome = CopyOutcome.NOT_VERIFIED
-        else:
-            try:
-                os.link(entry.data.path, target, follow_symlinks=False)
-                entry.outcome = CopyOutcome.COPIED
-            except FileExistsError:  # someone published first: compare, never replace
-                entry.outcome = _existing_outcome(target, expected)
+        try:
+            os.link(entry.data.path, target, follow_symlinks=False)
+            entry.outcome = CopyOutcome.COPIED
+        except FileExistsError:  # someone published first: compare, never replace
+            entry.outcome = _existing_outcome(target, expected)
         entry.data.discard()
     if entry.sidecar is not None:
         if entry.outcome in (CopyOutcome.COPIED, CopyOutcome.ALREADY_SYNCED):
@@ -310,7 +290,7 @@ def move_original(source: Path, dest: Path, expected: Digests) -> MoveOutcome:
     """Move an original and its `.md5`/`.blake3` sidecars to `dest`, never overwriting; across
     filesystems it is copied, made durable and verified against `expected` before the unlink.
     A re-run after a crash finishes a half-done move."""
-    make_parents(dest.parent)
+    sidecars.make_parents(dest.parent)
     if not os.path.lexists(source):
         # Crashed after the data moved but before its sidecars did.
         if not _holds(dest, expected):
@@ -319,23 +299,19 @@ def move_original(source: Path, dest: Path, expected: Digests) -> MoveOutcome:
         try:
             os.link(source, dest, follow_symlinks=False)
         except FileExistsError:
-            if not (_same_file(source, dest) or (_holds(dest, expected) and _holds(source, expected))):
+            same = os.path.samestat(os.lstat(source), os.lstat(dest))  # crashed between link and unlink
+            if not (same or (_holds(dest, expected) and _holds(source, expected))):
                 return MoveOutcome.EXISTS
         except OSError as err:
             if err.errno != errno.EXDEV:
                 raise RefusedError(f"cannot move {source} to {dest}: {err.strerror}") from err
             if not _copy_across(source, dest, expected):
                 return MoveOutcome.EXISTS
-        fsync_dir(dest.parent)
+        sidecars.fsync_dir(dest.parent)
         os.unlink(source)
     _move_sidecars(source, dest)
-    fsync_dir(source.parent)
+    sidecars.fsync_dir(source.parent)
     return MoveOutcome.MOVED
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    sa, sb = os.stat(a, follow_symlinks=False), os.stat(b, follow_symlinks=False)
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _copy_across(source: Path, dest: Path, expected: Digests) -> bool:
@@ -350,13 +326,13 @@ def _copy_across(source: Path, dest: Path, expected: Digests) -> bool:
 
 def _move_sidecars(source: Path, dest: Path) -> None:
     """Sidecars follow their original: kept byte for byte, or rewritten if the basename changes."""
-    for kind in SIDECAR_KINDS:
-        old = sidecar_path(source, kind)
+    for kind in sidecars.SIDECAR_KINDS:
+        old = sidecars.sidecar_path(source, kind)
         try:
             data = old.read_bytes()
         except FileNotFoundError:
             continue
         if dest.name != source.name:
-            data = sidecar_line(kind, read_sidecar(source, kind) or "", dest.name).encode("utf-8")
-        write_atomic(sidecar_path(dest, kind), data)
+            data = sidecars.sidecar_line(kind, sidecars.read_sidecar(source, kind) or "", dest.name).encode("utf-8")
+        sidecars.write_atomic(sidecars.sidecar_path(dest, kind), data)
         os.unlink(old)

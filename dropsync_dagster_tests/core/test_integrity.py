@@ -281,12 +281,15 @@ def test_crashed_writer_leaves_no_final_file_and_a_rerun_completes(tmp_path: Pat
     assert _temps(target.parent) == []
 
 
-def test_stale_temp_cleanup_spares_live_writers(tmp_path: Path) -> None:
+def test_live_writers_temps_are_spared(tmp_path: Path) -> None:
+    source, digests = _source(tmp_path)
     target = tmp_path / "repo" / "t.bin"
     target.parent.mkdir()
     proc, temp = _writer(target, "live")
     try:
         assert remove_stale_temps(target.parent) == []
+        assert copy_verified(source, target, digests, None) == CopyOutcome.COPIED  # under another name
+        assert target.read_bytes() == source.read_bytes()
         assert temp.read_bytes() == b"half a file"
     finally:
         proc.kill()
