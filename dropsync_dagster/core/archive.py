@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import json
 import os
 import re
 import secrets
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dropsync_dagster.core.archive_stream import OnBytes, StreamOutcome, stream_archive
+from dropsync_dagster.core.archive_stream import OnBytes, StreamOutcome, stream_archive, write_all
 from dropsync_dagster.core.discovery import TEMP_MARKER
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError, UnsafePathError
 from dropsync_dagster.core.gpg import find_gpg, recipient_fingerprints, wrap_key
@@ -154,7 +153,7 @@ def write_archive(
     key_tmp, archive_tmp, index_tmp = staged
     try:
         # Wrap first: an archive nobody can unwrap must never be written, let alone published.
-        wrap_key(gpg, passphrase, fingerprints, key_tmp.fd, key.name)
+        _write_durably(key_tmp, wrap_key(gpg, passphrase, fingerprints, key.name))
         outcome = stream_archive(
             drop_dir, delta, {m: member_expected[m] for m in delta if m in member_expected},
             archive_tmp.fd, passphrase, gpg, on_bytes=on_bytes, label=f"{drop}: {archive}",
@@ -164,8 +163,7 @@ def write_archive(
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             recipient_fingerprints=fingerprints, members=outcome.written,
         )
-        os.write(index_tmp.fd, record.model_dump_json(indent=1, exclude_none=True).encode())
-        os.fsync(index_tmp.fd)
+        _write_durably(index_tmp, record.model_dump_json(indent=1, exclude_none=True).encode())
         # The key, then the index, are durable before the archive appears: it always has both.
         for temp, final in ((key_tmp, key), (index_tmp, index), (archive_tmp, archive)):
             _publish(temp, final)
@@ -179,6 +177,11 @@ def write_archive(
             if temp.fd >= 0:
                 temp.discard()
     return _result(drop, gen, archive, key, index, outcome, fingerprints)
+
+
+def _write_durably(temp: StagedFile, data: bytes) -> None:
+    write_all(temp.fd, data)
+    os.fsync(temp.fd)
 
 
 def _publish(temp: StagedFile, final: Path) -> None:

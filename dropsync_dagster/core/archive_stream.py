@@ -103,7 +103,8 @@ def _reason(err: BinaryIO) -> str:
     return last_line(err.read())
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of `data`: a pipe or a filling disk may take less than asked."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -123,7 +124,7 @@ def _write_tar(
             if not stat.S_ISREG(before.st_mode):
                 raise IntegrityError(f"{rel}: no longer a regular file in {drop_dir}")
             header = _header(rel, before)
-            _write_all(out, header)
+            write_all(out, header)
             digest = _copy_hashed(fd, before.st_size, out, view, rel, on_bytes)
             after = os.fstat(fd)
         finally:
@@ -137,13 +138,13 @@ def _write_tar(
                 " (changed since it was checksummed?)"
             )
         padding = -before.st_size % tarfile.BLOCKSIZE
-        _write_all(out, tarfile.NUL * padding)
+        write_all(out, tarfile.NUL * padding)
         offset += len(header) + before.st_size + padding
         written[rel] = Digests(size=before.st_size, blake3=digest)
     # End of archive: two zero blocks, then zeros up to a whole record, as tar(1) writes it.
     trailer = 2 * tarfile.BLOCKSIZE
     trailer += -(offset + trailer) % tarfile.RECORDSIZE
-    _write_all(out, tarfile.NUL * trailer)
+    write_all(out, tarfile.NUL * trailer)
     return written
 
 
@@ -165,7 +166,7 @@ def _copy_hashed(fd: int, size: int, out: int, view: memoryview, rel: str, on_by
             raise IntegrityError(f"{rel}: shrank while being archived")
         chunk = view[:n]
         hasher.update(chunk)
-        _write_all(out, chunk)
+        write_all(out, chunk)
         remaining -= n
         if on_bytes is not None:
             on_bytes(n)

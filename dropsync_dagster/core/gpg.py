@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError
-from dropsync_dagster.core.sidecars import StagedFile, fsync_dir
+from dropsync_dagster.core.sidecars import write_atomic
 
 MIN_VERSION = (2, 1)  # loopback pinentry, needed to feed a passphrase through a descriptor
 NO_SYMKEY_CACHE_SINCE = (2, 2, 7)  # older gpg cannot keep symmetric passphrases out of the agent
@@ -42,15 +42,12 @@ class Gpg:
             args.append("--no-symkey-cache")
         return args
 
-    def run(self, args: Sequence[str], what: str, stdin: bytes = b"", stdout: int | None = None) -> bytes:
-        """Run gpg with `stdin` piped in; a failure raises DropsyncError naming `what` and gpg's reason."""
-        proc = subprocess.run(
-            self.command(*args), input=stdin, stdout=subprocess.PIPE if stdout is None else stdout,
-            stderr=subprocess.PIPE, check=False,
-        )
+    def run(self, args: Sequence[str], what: str, stdin: bytes = b"") -> bytes:
+        """Run gpg with `stdin` piped in; its stdout, or DropsyncError naming `what` and gpg's reason."""
+        proc = subprocess.run(self.command(*args), input=stdin, capture_output=True, check=False)
         if proc.returncode != 0:
             raise DropsyncError(f"{what}: gpg failed: {last_line(proc.stderr)}")
-        return proc.stdout or b""
+        return proc.stdout
 
 
 def find_gpg(gnupghome: str | None = None) -> Gpg:
@@ -140,13 +137,12 @@ def passphrase_fd(passphrase: str) -> Iterator[int]:
         os.close(read_end)
 
 
-def wrap_key(gpg: Gpg, passphrase: str, fingerprints: Sequence[str], out_fd: int, name: str) -> None:
-    """Public-key encrypt `passphrase` to every fingerprint (one file) into `out_fd`, fsynced."""
+def wrap_key(gpg: Gpg, passphrase: str, fingerprints: Sequence[str], name: str) -> bytes:
+    """`passphrase` public-key encrypted to every fingerprint (one message all of them can open)."""
     args = ["--trust-model", "always", "--encrypt"]
     for fpr in fingerprints:
         args += ["--recipient", fpr]
-    gpg.run(args, f"wrapping key {name}", stdin=passphrase.encode("ascii"), stdout=out_fd)
-    os.fsync(out_fd)
+    return gpg.run(args, f"wrapping key {name}", stdin=passphrase.encode("ascii"))
 
 
 def unwrap_key(key_file: Path, gnupghome: str | None = None) -> str:
@@ -163,15 +159,7 @@ def rewrap_key(key_file: Path, recipients: Sequence[str], gnupghome: str | None 
     key_file = Path(key_file)
     fingerprints = recipient_fingerprints(recipients, gnupghome)
     passphrase = unwrap_key(key_file, gnupghome)
-    staged = StagedFile.create(key_file)
-    try:
-        wrap_key(find_gpg(gnupghome), passphrase, fingerprints, staged.fd, key_file.name)
-        os.replace(staged.path, key_file)
-    except BaseException:
-        staged.discard()
-        raise
-    staged.close()
-    fsync_dir(key_file.parent)
+    write_atomic(key_file, wrap_key(find_gpg(gnupghome), passphrase, fingerprints, key_file.name))
     return fingerprints
 
 

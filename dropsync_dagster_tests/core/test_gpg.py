@@ -64,11 +64,7 @@ def test_wrapped_key_opens_for_each_recipient_only(gpg_keys: GpgKeys, tmp_path: 
     alice, bob = gpg_keys.recipients
     key = tmp_path / "k.key.gpg"
     passphrase = "0a" * 32
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        wrap_key(find_gpg(gpg_keys.home), passphrase, [gpg_keys.fingerprints[bob]], fd, key.name)
-    finally:
-        os.close(fd)
+    key.write_bytes(wrap_key(find_gpg(gpg_keys.home), passphrase, [gpg_keys.fingerprints[bob]], key.name))
     assert passphrase.encode() not in key.read_bytes()
     assert unwrap_key(key, gpg_keys.single_homes[bob]) == passphrase
     assert gpg_cmd(gpg_keys.single_homes[bob], "--quiet", "--decrypt", str(key)) == passphrase.encode()
