@@ -3,6 +3,7 @@ that decrypts the file while gpg is still writing it and re-hashes every member.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -87,20 +88,23 @@ def _encrypt(
             enc.stdin.close()
         except BrokenPipeError:
             enc.wait()  # gpg stopped reading: its own message says why (a full disk, usually)
-            raise DropsyncError(f"writing {label}: gpg stopped: {_reason(err)}") from None
+            raise _gpg_failed(label, err) from None
         except BaseException:
             enc.kill()
             enc.wait()
             raise
         if enc.wait() != 0:
-            raise DropsyncError(f"writing {label}: gpg failed: {_reason(err)}")
+            raise _gpg_failed(label, err)
     os.fsync(out_fd)
     return written
 
 
-def _reason(err: BinaryIO) -> str:
+def _gpg_failed(label: str, err: BinaryIO) -> DropsyncError:
     err.seek(0)
-    return last_line(err.read())
+    reason = last_line(err.read())
+    if os.strerror(errno.ENOSPC) in reason or os.strerror(errno.EDQUOT) in reason:
+        return DropsyncError(f"disk full writing {label}: {reason}")
+    return DropsyncError(f"writing {label}: gpg failed: {reason}")
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
