@@ -2,17 +2,19 @@
 
 import dagster as dg
 
+from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.checksums import drop_checksums
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.originals import archived_originals
 from dropsync_dagster.jobs import sync_drop
+from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.sensors import drop_sensor
 
 defs = dg.Definitions(
-    assets=[drop_manifest, drop_checksums, repository_copies, archived_originals],
+    assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, archived_originals],
     jobs=[sync_drop],
     sensors=[drop_sensor],
-    resources={"storage": StorageResource.from_env()},
+    resources={"storage": StorageResource.from_env(), "gpg": GpgResource.from_env()},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dropsync_dagster.definitions import defs
+from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster_tests.drops import Drop
 
@@ -20,14 +21,18 @@ def storage_for(env: dict[str, str]) -> StorageResource:
     )
 
 
+NO_ARCHIVE = GpgResource(recipients="", require_archive="false")
+
+
 def definitions_for(drop: Drop, **resources: object) -> dg.Definitions:
-    """All assets, checks, jobs and sensors with test resources (storage from the drop's env)."""
+    """All assets, checks, jobs and sensors with test resources: storage from the drop's env,
+    archives off unless a `gpg` resource is given."""
     return dg.Definitions(
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         jobs=list(defs.jobs or []),
         sensors=list(defs.sensors or []),
-        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), **resources},
+        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE, **resources},
     )
 
 

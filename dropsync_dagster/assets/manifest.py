@@ -5,9 +5,11 @@ import dagster as dg
 from dropsync_dagster.assets.metadata import check_result, plan_metadata
 from dropsync_dagster.core.checks import target_problems
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
+from dropsync_dagster.core.gpg import recipient_fingerprints
 from dropsync_dagster.core.plan import make_plan
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.storage import StorageResource
 
 TARGETS_CHECK = "targets_unique_and_inside_repository"
@@ -19,11 +21,16 @@ TARGETS_CHECK = "targets_unique_and_inside_repository"
     kinds={"python", "yaml"},
     check_specs=[dg.AssetCheckSpec(TARGETS_CHECK, asset="drop_manifest", blocking=True)],
 )
-def drop_manifest(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def drop_manifest(context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource) -> dg.MaterializeResult:
     """The drop's plan from its sync.yml: variables, targets, gates and reasons, frozen as JSON."""
     settings = storage.settings()
     folder = locate(settings, context.partition_key)
-    plan = make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
+    config = load_config(folder.path / CONFIG_NAME)
+    policy = gpg.policy(settings)
+    if policy.decide(config.archive)[0]:
+        # A recipient missing from the keyring is a configuration error before any work starts.
+        recipient_fingerprints(policy.recipients, policy.gnupghome)
+    plan = make_plan(folder, config, settings)
     path = storage.results().save(plan.drop, "manifest", plan)
     return dg.MaterializeResult(
         metadata=plan_metadata(plan, path),

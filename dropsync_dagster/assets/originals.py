@@ -2,11 +2,12 @@
 
 import dagster as dg
 
+from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
 from dropsync_dagster.core.checks import original_problems
 from dropsync_dagster.core.originals import move_originals
-from dropsync_dagster.core.results import ChecksumsResult, CopiesResult
+from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.storage import StorageResource
 
@@ -17,7 +18,7 @@ ORIGINALS_CHECK = "originals_accounted_for"
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python"},
-    deps=[repository_copies],
+    deps=[repository_copies, encrypted_archive],
     check_specs=[dg.AssetCheckSpec(ORIGINALS_CHECK, asset="archived_originals")],
 )
 def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
@@ -26,7 +27,12 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
     plan = results.load_plan(context.partition_key)
     checksums = results.load(plan.drop, "checksums", ChecksumsResult)
     copies = results.load(plan.drop, "copies", CopiesResult)
-    originals = move_originals(plan, checksums, copies, storage.settings())
+    archive = results.load(plan.drop, "archive", ArchiveStepResult)
+    # Only files whose validated archive copy matches their checksum may leave the drop.
+    archived = {r for r, b3 in archive.archived.items() if r in checksums.files and checksums.files[r].digests.blake3 == b3}
+    originals = move_originals(
+        plan, checksums, copies, storage.settings(), archived=archived if archive.enabled else None
+    )
     path = results.save(plan.drop, "originals", originals)
     outcomes = tally([m.outcome if m.reason is None else f"{m.outcome}:{m.reason}" for m in originals.files.values()])
     return dg.MaterializeResult(

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -111,3 +111,13 @@ class ResultStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
         return path
+
+
+class ArchiveStepResult(BaseModel):
+    """Output of `encrypted_archive`: what this run wrote, and what every generation holds."""
+
+    drop: str
+    enabled: bool
+    why: str
+    written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
+    archived: dict[str, str] = {}  # drop-relative path -> BLAKE3, over all validated generations

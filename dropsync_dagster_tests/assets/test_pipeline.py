@@ -1,17 +1,14 @@
-"""The drop's assets end to end through dg.materialize on a real (temporary) instance."""
+"""The drop job end to end on a real (temporary) instance: copies, sidecars, checks, moves."""
 
-import blake3
-import subprocess
 from pathlib import Path
 
+import blake3
 import dagster as dg
-import pytest
+import subprocess
 
 from dropsync_dagster.definitions import defs
-from dropsync_dagster.resources.storage import StorageResource
+from dropsync_dagster_tests.dagster_env import run_job
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
-
-ASSETS = ["drop_manifest", "drop_checksums", "repository_copies", "archived_originals"]
 
 
 def plain_drop(tmp_path: Path) -> Drop:
@@ -25,35 +22,26 @@ def plain_drop(tmp_path: Path) -> Drop:
     return drop
 
 
-def materialize(drop: Drop, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions("drops", [drop.key])
-    env = drop.env()
-    storage = StorageResource(
-        state_dir=env["DROPSYNC_STATE_DIR"],
-        allowed_roots=env["DROPSYNC_ALLOWED_ROOTS"],
-        drop_roots=env["DROPSYNC_DROP_ROOTS"],
-    )
-    assets = [defs.get_assets_def(name) for name in ASSETS]
-    return dg.materialize(assets, partition_key=drop.key, instance=instance, resources={"storage": storage})
+def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
 def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path)
     with dg.instance_for_test() as instance:
-        result = materialize(drop, instance)
+        result = run_job(drop, instance)
         assert result.success
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        checks = check_outcomes(result)
     repo = drop.repository / "scRNA/raw/btki/ABC_DEFGHI"
-    synced = sorted(p.name for p in repo.iterdir())
-    assert synced == [
+    assert sorted(p.name for p in repo.iterdir()) == [
         "ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz",
         "ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz.md5",
         "ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz",
         "ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz.blake3",
     ]
     assert subprocess.run(["md5sum", "-c", "ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz.md5"], cwd=repo).returncode == 0
-    line = (repo / "ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz.blake3").read_text()
     data = (repo / "ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz").read_bytes()
+    line = (repo / "ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz.blake3").read_text()
     assert line == f"{blake3.blake3(data).hexdigest()}  ABC_DEFGHI_SEQ_ABCDE_r1__R3_001.fastq.gz\n"
     # The mismatched file stays in the drop; the other originals (with sidecars) are processed.
     assert (drop.path / fastq_relpath(read=2)).exists()
@@ -64,6 +52,7 @@ def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
     assert checks == {
         "targets_unique_and_inside_repository": True,
         "copies_match_source_digests": True,
+        "archive_matches_checksums": True,
         "originals_accounted_for": True,
     }
 
@@ -71,12 +60,31 @@ def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
 def test_rerun_is_idempotent(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path)
     with dg.instance_for_test() as instance:
-        assert materialize(drop, instance).success
+        assert run_job(drop, instance).success
         before = {p: p.stat().st_mtime_ns for p in drop.repository.rglob("*")}
-        assert materialize(drop, instance).success
+        assert run_job(drop, instance).success
     after = {p: p.stat().st_mtime_ns for p in drop.repository.rglob("*")}
     assert before == after
     assert (drop.path / fastq_relpath(read=2)).exists()
+
+
+def test_manifest_alone_is_a_dry_run(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    before = sorted(p for p in drop.root.parent.rglob("*") if "state" not in p.parts)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("drops", [drop.key])
+        from dropsync_dagster_tests.dagster_env import definitions_for
+
+        job = definitions_for(drop).resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(
+            partition_key=drop.key, instance=instance, asset_selection=[dg.AssetKey("drop_manifest")]
+        )
+        assert result.success
+        metadata = result.asset_materializations_for_node("drop_manifest")[0].metadata
+    assert metadata["reason/go"].value == 3
+    assert "would_copy" in metadata["copy_plan"].value
+    after = sorted(p for p in drop.root.parent.rglob("*") if "state" not in p.parts)
+    assert before == after
 
 
 def test_definitions_load() -> None:

@@ -1,0 +1,48 @@
+"""`encrypted_archive`: the drop as received, tar → gpg AES-256, key wrapped, validated by decryption."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.checksums import drop_checksums
+from dropsync_dagster.assets.metadata import check_result
+from dropsync_dagster.core.archive_step import archive_drop, archive_problems
+from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.storage import StorageResource
+
+ARCHIVE_CHECK = "archive_matches_checksums"
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"gpg"},
+    deps=[drop_checksums],
+    pool="gpg",
+    check_specs=[dg.AssetCheckSpec(ARCHIVE_CHECK, asset="encrypted_archive", blocking=True)],
+)
+def encrypted_archive(context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource) -> dg.MaterializeResult:
+    """A new archive generation holding what earlier ones lack; disabled archives say why."""
+    results = storage.results()
+    plan = results.load_plan(context.partition_key)
+    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
+    archived = archive_drop(plan, checksums, gpg.policy(storage.settings()))
+    path = results.save(plan.drop, "archive", archived)
+    written = archived.written or {}
+    metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why, "result_json": dg.MetadataValue.path(str(path))}
+    if archived.enabled:
+        metadata.update({
+            "generation": written.get("generation") or 0,
+            "nothing_new": bool(written.get("nothing_to_archive")),
+            "archive_path": str(written.get("archive_path") or ""),
+            "archive_bytes": int(written.get("archive_size") or 0),
+            "members": int(written.get("member_count") or 0),
+            "wrapped_to": ", ".join(written.get("recipient_fingerprints") or []),
+            "encrypt_MB_per_s": float(written.get("encrypt_mb_per_s") or 0.0),
+            "validate_MB_per_s": float(written.get("validate_mb_per_s") or 0.0),
+            "archived_files_total": len(archived.archived),
+        })
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[check_result(ARCHIVE_CHECK, archive_problems(plan, checksums, archived), enabled=archived.enabled)],
+    )
