@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from dropsync_dagster.core.archive import list_generations
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
+from dropsync_dagster.core.gpg import rewrap_key
 from dropsync_dagster.core.discovery import resolve_drop
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
@@ -14,6 +17,7 @@ from dropsync_dagster.core.plan import make_plan
 from dropsync_dagster.console import print_plan
 from dropsync_dagster.core.report import stopped
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.sync_command import sync_now
 
 
@@ -57,6 +61,28 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
     if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
         raise click.exceptions.Abort()
     sys.exit(sync_now(settings, folder, planned))
+
+
+@cli.group()
+def keys() -> None:
+    """Archive keys: re-wrap them to new owners without touching the archives."""
+
+
+@keys.command()
+@click.argument("drop")
+@click.option("--to", "recipients", multiple=True, required=True, help="Recipient (repeat, or comma-separate).")
+def rewrap(drop: str, recipients: tuple[str, ...]) -> None:
+    """Re-wrap every archive key of DROP (folder or partition key) to the --to recipients."""
+    settings = Settings.from_env()
+    key = resolve_drop(settings, drop).key if Path(drop).is_dir() else drop
+    policy = GpgResource().policy(settings)  # the same environment the assets read
+    names = [r.strip() for item in recipients for r in item.split(",") if r.strip()]
+    generations = list_generations(policy.archive_dir, key)
+    if not generations:
+        raise ConfigError(f"{key}: no archive generations in {policy.archive_dir}")
+    for gen in generations:
+        fingerprints = rewrap_key(Path(gen.key_path), names, policy.gnupghome)
+        click.echo(f"{gen.key_path}: wrapped to {', '.join(fingerprints)}")
 
 
 @cli.command()

@@ -100,3 +100,24 @@ def test_missing_recipient_stops_before_any_file_is_touched(tmp_path: Path, gpg_
     assert "nobody@dropsync.test" in str(failure.step_failure_data.error.message) or "nobody@dropsync.test" in str(failure.step_failure_data.error.cause)
     assert not (drop.path / (fastq_relpath(read=2) + ".blake3")).exists()
     assert not any(drop.repository.iterdir())
+
+
+def test_keys_rewrap_hands_the_key_to_a_new_owner(tmp_path: Path, gpg_keys) -> None:
+    import os
+    import sys
+
+    drop = archived_drop(tmp_path)
+    alice, bob = gpg_keys.recipients
+    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=alice, archive_dir=str(tmp_path / "archive"), key_dir=str(tmp_path / "keys"))
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance, gpg=gpg).success
+    archive = tmp_path / "archive" / f"{drop.key}.g1.tar.gpg"
+    key = tmp_path / "keys" / f"{drop.key}.g1.key.gpg"
+    before = (archive.read_bytes(), archive.stat().st_mtime_ns)
+    bob_home = gpg_keys.single_homes[bob]
+    assert subprocess.run(["gpg", "--batch", "--homedir", bob_home, "--decrypt", str(key)], capture_output=True).returncode != 0
+    env = {**os.environ, **drop.env(), "GNUPGHOME": gpg_keys.home, "DROPSYNC_ARCHIVE_DIR": str(tmp_path / "archive")}
+    done = subprocess.run([sys.executable, "-m", "dropsync_dagster.cli", "keys", "rewrap", drop.key, "--to", bob], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(subprocess.run(["gpg", "--batch", "--homedir", bob_home, "--decrypt", str(key)], capture_output=True, check=True).stdout) == 64
+    assert (archive.read_bytes(), archive.stat().st_mtime_ns) == before
