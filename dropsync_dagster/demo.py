@@ -35,13 +35,32 @@ SYNC_YML = {
 }
 
 
+DEMO_RECIPIENT = "dropsync-demo@example.invalid"
+
+
 def demo_env(base: Path) -> dict[str, str]:
-    """The deployment settings of the demo."""
+    """The deployment settings of the demo, with its own throwaway keyring."""
     return {
         "DROPSYNC_DROP_ROOTS": f"demo={base / 'drops'}",
         "DROPSYNC_ALLOWED_ROOTS": os.pathsep.join([str(base / "repository"), str(base / "processed")]),
         "DROPSYNC_STATE_DIR": str(base / "state"),
+        "GNUPGHOME": str(base / "gnupg"),
+        "DROPSYNC_GPG_RECIPIENTS": DEMO_RECIPIENT,
+        "DROPSYNC_ARCHIVE_DIR": str(base / "archive"),
+        "DROPSYNC_KEY_DIR": str(base / "keys"),
     }
+
+
+def make_demo_key(home: Path) -> None:
+    """A throwaway key pair without passphrase: the demo archive's owner."""
+    if home.exists():
+        return
+    home.mkdir(parents=True, mode=0o700)
+    subprocess.run(
+        ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "",
+         "--quick-gen-key", f"dropsync demo <{DEMO_RECIPIENT}>", "future-default", "default", "never"],
+        check=True, capture_output=True,
+    )
 
 
 def build(base: Path) -> Path:
@@ -95,12 +114,42 @@ def verify(base: Path, drop: Path) -> list[str]:
     moved = sorted(p.relative_to(base / "processed").as_posix() for p in (base / "processed").rglob("*.fastq.gz"))
     if len(moved) != 3 or HELD_BACK in moved:
         problems.append(f"expected the 3 good originals in processed/, found {moved}")
+    return problems + verify_archive(base, drop)
+
+
+def verify_archive(base: Path, drop: Path) -> list[str]:
+    """Restore generation 1 with nothing but gpg and tar; every member equals the original bytes."""
+    key = base / "keys" / f"demo-{DROP_NAME}.g1.key.gpg"
+    archive = base / "archive" / f"demo-{DROP_NAME}.g1.tar.gpg"
+    gpg = ["gpg", "--batch", "--homedir", str(base / "gnupg")]
+    passphrase = subprocess.run([*gpg, "--decrypt", str(key)], capture_output=True, check=True).stdout
+    restored = base / "restored"
+    shutil.rmtree(restored, ignore_errors=True)
+    restored.mkdir()
+    decrypt = subprocess.Popen(
+        [*gpg, "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--decrypt", str(archive)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    untar = subprocess.Popen(["tar", "-x", "-C", str(restored)], stdin=decrypt.stdout)
+    decrypt.stdin.write(passphrase)
+    decrypt.stdin.close()
+    decrypt.stdout.close()
+    if untar.wait() != 0 or decrypt.wait() != 0:
+        return [f"gpg | tar could not restore {archive}"]
+    problems = []
+    for member in (p for p in restored.rglob("*") if p.is_file()):
+        rel = member.relative_to(restored)
+        original = drop / rel if (drop / rel).exists() else base / "processed" / rel
+        if not original.exists() or original.read_bytes() != member.read_bytes():
+            problems.append(f"restored {rel} differs from the original")
+    shutil.rmtree(restored)
     return problems
 
 
 def main() -> int:
     """Build (once), sync, verify, summarise. Exit 0 when everything is as designed."""
     base = Path(os.path.abspath(".demo"))
+    make_demo_key(base / "gnupg")
     drop = build(base)
     env = {**os.environ, **demo_env(base)}
     env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
@@ -117,7 +166,9 @@ def main() -> int:
         return 1
     print(
         "\ndemo OK: 3 files in .demo/repository (sidecars pass md5sum -c / b3sum -c), "
-        f"the wrong-.md5 file held back in the drop, 3 originals in .demo/processed.\n"
+        "the wrong-.md5 file held back in the drop, 3 originals in .demo/processed, and the drop "
+        "as received in .demo/archive, restored byte for byte by gpg --decrypt | tar -x with the key "
+        "wrapped to the demo recipient in .demo/keys.\n"
         f"See the runs in the UI: make dev (DAGSTER_HOME={env['DAGSTER_HOME']})."
     )
     return 0
