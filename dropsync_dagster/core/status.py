@@ -1,10 +1,10 @@
-"""Status documents of drops and files, and the lifecycle rules every status store shares.
+"""The status store: drop documents and the lifecycle rules every store shares.
 
 A drop document moves `pending` → `processing` → `synced`, and to `failed` after `max_failures`
 failed attempts. Every status write is a compare-and-set on `_rev`: the rules below are applied
 to the freshest document and retried on conflict, so each write changes only the fields it owns
 and never loses another writer's update. Stores implement a few storage primitives; the rules and
-the retry loop live here, once.
+the retry loop live here, once. File documents (lineage per file) are in `status_files`.
 
 Claim rules (decided here, documented for people):
 - `pending` and `synced` are claimable (re-running a synced drop is idempotent by design);
@@ -17,6 +17,8 @@ Lease times are wall-clock UTC: hosts sharing a store must keep their clocks in 
 from __future__ import annotations
 
 import abc
+import os
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -25,12 +27,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dropsync_dagster.core.errors import DropsyncError, RefusedError
-from dropsync_dagster.core.status_files import MAX_WRITE_ATTEMPTS, ArchiveRef, FileDoc, FileDocuments, file_id
-
-__all__ = ["ArchiveRef", "DropDoc", "DropState", "FileDoc", "StatusStore", "file_id", "parse_drop", "utcnow"]
+from dropsync_dagster.core.status_files import MAX_WRITE_ATTEMPTS, FileDocuments
 
 MAX_FAILURES = 3
 LAST_ERROR_CHARS = 4000
+_WRITABLE_SPECIALS = frozenset({"_id", "_attachments"})
 
 
 class DropState(StrEnum):
@@ -43,6 +44,11 @@ class DropState(StrEnum):
 
 
 _STATES = frozenset(s.value for s in DropState)
+
+
+def worker_id() -> str:
+    """`host:pid` of this process, recorded in claims for people to find the worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def utcnow() -> datetime:
@@ -86,7 +92,9 @@ class DropDoc(BaseModel):
 
     def body(self) -> dict[str, Any]:
         """The JSON document to store (without `_rev`, which the store manages)."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"rev"})
+        body = self.model_dump(mode="json", by_alias=True, exclude={"rev"})
+        # Read-only members a server may have added (`_conflicts`, `_revisions`...) cannot be written.
+        return {k: v for k, v in body.items() if not k.startswith("_") or k in _WRITABLE_SPECIALS}
 
 
 def parse_drop(raw: Mapping[str, Any]) -> DropDoc:
@@ -205,15 +213,21 @@ class StatusStore(FileDocuments, abc.ABC):
 
         def decide(doc: DropDoc, now: datetime) -> Changes:
             if _state(doc) is DropState.FAILED:
+                last = (doc.last_error or "").strip().splitlines()[-1:] or ["none recorded"]
                 raise RefusedError(
-                    f"drop {drop} failed {doc.failure_count} times (last error: {doc.last_error}); "
+                    f"drop {drop} failed {doc.failure_count} times (last error: {last[0][:200]}); "
                     f"run `dropsync reset {drop}` first"
                 )
             if doc.owner != owner:
                 _refuse_live_holder(doc, now)
             lease = now + timedelta(seconds=lease_seconds)
-            return {"status": DropState.PROCESSING.value, "owner": owner, "worker_id": worker_id,
-                    "claimed_at": now, "lease_expires_at": lease}
+            return {
+                "status": DropState.PROCESSING.value,
+                "owner": owner,
+                "worker_id": worker_id,
+                "claimed_at": now,
+                "lease_expires_at": lease,
+            }
 
         return self._update(drop, decide)
 
@@ -225,15 +239,24 @@ class StatusStore(FileDocuments, abc.ABC):
 
     def extend_lease(self, drop: str, owner: str, seconds: float) -> DropDoc:
         """Push the owner's lease to now + `seconds`; a non-owner is refused."""
-        return self._owned_write(drop, owner, lambda now: {"lease_expires_at": now + timedelta(seconds=seconds)})
+        return self._owned_write(
+            drop, owner, lambda now: {"lease_expires_at": now + timedelta(seconds=seconds)}
+        )
 
     def mark_synced(self, drop: str, owner: str, counts: Mapping[str, int]) -> DropDoc:
         """The owner finished the drop: `synced`, with its counts; the lease ends."""
-        done = {"status": DropState.SYNCED.value, "counts": dict(counts), "lease_expires_at": None,
-                "failure_count": 0, "last_error": None}
+        done = {
+            "status": DropState.SYNCED.value,
+            "counts": dict(counts),
+            "lease_expires_at": None,
+            "failure_count": 0,
+            "last_error": None,
+        }
         return self._owned_write(drop, owner, lambda now: done)
 
-    def record_failure(self, drop: str, owner: str | None, error: str, max_failures: int = MAX_FAILURES) -> DropDoc:
+    def record_failure(
+        self, drop: str, owner: str | None, error: str, max_failures: int = MAX_FAILURES
+    ) -> DropDoc:
         """Count one failed attempt (the only place that does): back to `pending`, or `failed`.
 
         With `owner`, only that owner may record; with None, a live holder's drop is refused.
@@ -247,8 +270,12 @@ class StatusStore(FileDocuments, abc.ABC):
                 _refuse_live_holder(doc, now)
             count = doc.failure_count + 1
             status = DropState.FAILED if count >= max_failures else DropState.PENDING
-            return {"status": status.value, "failure_count": count, "lease_expires_at": None,
-                    "last_error": error[:LAST_ERROR_CHARS]}
+            return {
+                "status": status.value,
+                "failure_count": count,
+                "lease_expires_at": None,
+                "last_error": error[:LAST_ERROR_CHARS],
+            }
 
         return self._update(drop, decide)
 
@@ -262,8 +289,12 @@ class StatusStore(FileDocuments, abc.ABC):
             if doc.problem is not None:
                 _state(doc)  # raises, naming the problem
             _refuse_live_holder(doc, now)
-            return {"status": DropState.PENDING.value, "failure_count": 0, "last_error": None,
-                    "lease_expires_at": None}
+            return {
+                "status": DropState.PENDING.value,
+                "failure_count": 0,
+                "last_error": None,
+                "lease_expires_at": None,
+            }
 
         return self._update(drop, decide)
 

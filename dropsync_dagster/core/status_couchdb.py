@@ -83,14 +83,18 @@ class CouchDBStatusStore(StatusStore):
             resp = self._session.request(method, f"{self.url}/{path}", timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             # The exception text is not used: it can echo request details.
-            raise RefusedError(f"CouchDB at {self.url} is unreachable ({type(exc).__name__}) while trying to {what}") from None
+            raise RefusedError(
+                f"CouchDB at {self.url} is unreachable ({type(exc).__name__}) while trying to {what}"
+            ) from None
         if resp.status_code == 401:
             raise RefusedError(
                 f"CouchDB at {self.url} rejected the credentials (check DROPSYNC_COUCHDB_USER / "
                 f"DROPSYNC_COUCHDB_PASSWORD) while trying to {what}"
             )
         if resp.status_code == 403:
-            raise RefusedError(f"CouchDB at {self.url}: the configured user may not {what} in database {self.db}")
+            raise RefusedError(
+                f"CouchDB at {self.url}: the configured user may not {what} in database {self.db}"
+            )
         if resp.status_code >= 500:
             raise self._unexpected(resp, what)
         return resp
@@ -98,9 +102,12 @@ class CouchDBStatusStore(StatusStore):
     def _unexpected(self, resp: requests.Response, what: str) -> RefusedError:
         try:
             body = resp.json()
-            detail = f"{body.get('error')}: {body.get('reason')}" if isinstance(body, dict) else str(body)[:200]
+            detail = (
+                f"{body.get('error')}: {body.get('reason')}" if isinstance(body, dict) else str(body)[:200]
+            )
         except ValueError:
             detail = resp.text[:200]
+        detail = " ".join(detail.split())  # one line, whatever the server sent
         return RefusedError(f"CouchDB at {self.url} answered HTTP {resp.status_code} to {what}: {detail}")
 
     def _json(self, resp: requests.Response, what: str) -> Any:
@@ -129,8 +136,12 @@ class CouchDBStatusStore(StatusStore):
         if created.status_code not in (201, 202, 412):  # 412: it exists already
             raise self._unexpected(created, f"create database {self.db}")
         for name, fields in _MANGO_INDEXES.items():
-            resp = self._call("POST", f"{db}/_index", f"create index {name}",
-                              json={"index": {"fields": fields}, "ddoc": _MANGO_DDOC, "name": name})
+            resp = self._call(
+                "POST",
+                f"{db}/_index",
+                f"create index {name}",
+                json={"index": {"fields": fields}, "ddoc": _MANGO_DDOC, "name": name},
+            )
             if resp.status_code != 200:
                 raise self._unexpected(resp, f"create index {name}")
         body: dict[str, Any] = {"views": _VIEWS, "language": "javascript", "schema_version": SCHEMA_VERSION}
@@ -170,11 +181,13 @@ class CouchDBStatusStore(StatusStore):
     def _create_drops(self, bodies: list[dict[str, Any]]) -> int:
         created = 0
         for start in range(0, len(bodies), _PAGE):
-            for result in self._bulk(bodies[start:start + _PAGE], "register drops"):
+            for result in self._bulk(bodies[start : start + _PAGE], "register drops"):
                 if result.get("ok"):
                     created += 1
                 elif result.get("error") != "conflict":  # conflict: registered before, left as is
-                    raise RefusedError(f"CouchDB at {self.url} refused drop {result.get('id')}: {result.get('error')}")
+                    raise RefusedError(
+                        f"CouchDB at {self.url} refused drop {result.get('id')}: {result.get('error')}"
+                    )
         return created
 
     def _bulk(self, docs: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -205,7 +218,9 @@ class CouchDBStatusStore(StatusStore):
 
     def _count_by_status(self) -> dict[str, int]:
         what = "count drops by status"
-        resp = self._call("GET", f"{self._dbpath()}/{_DESIGN}/_view/status_counts", what, params={"group": "true"})
+        resp = self._call(
+            "GET", f"{self._dbpath()}/{_DESIGN}/_view/status_counts", what, params={"group": "true"}
+        )
         if resp.status_code != 200:
             raise self._unexpected(resp, what)
         return {str(row["key"]): row["value"] for row in self._json(resp, what)["rows"]}
@@ -216,8 +231,13 @@ class CouchDBStatusStore(StatusStore):
         out: dict[str, dict[str, Any]] = {}
         what = "read file documents"
         for start in range(0, len(ids), _PAGE):
-            resp = self._call("POST", f"{self._dbpath()}/_all_docs", what,
-                              params={"include_docs": "true"}, json={"keys": ids[start:start + _PAGE]})
+            resp = self._call(
+                "POST",
+                f"{self._dbpath()}/_all_docs",
+                what,
+                params={"include_docs": "true"},
+                json={"keys": ids[start : start + _PAGE]},
+            )
             if resp.status_code != 200:
                 raise self._unexpected(resp, what)
             for row in self._json(resp, what)["rows"]:
@@ -232,10 +252,15 @@ class CouchDBStatusStore(StatusStore):
             if result.get("error") == "conflict":
                 lost.add(result["id"])
             elif not result.get("ok"):
-                raise RefusedError(f"CouchDB at {self.url} refused file {result.get('id')}: {result.get('error')}")
+                raise RefusedError(
+                    f"CouchDB at {self.url} refused file {result.get('id')}: {result.get('error')}"
+                )
         return lost
 
     def _find_files(self, path: str) -> list[dict[str, Any]]:
         # One indexed query per field: `$or` across fields defeats the indexes.
-        return [doc for field in ("source", "target", "processed")
-                for doc in self._find({field: path}, f"find file {path}")]
+        return [
+            doc
+            for field in ("source", "target", "processed")
+            for doc in self._find({field: path}, f"find file {path}")
+        ]

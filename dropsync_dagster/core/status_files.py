@@ -90,7 +90,7 @@ class FileDocuments(abc.ABC):
             patches[key] = merge(patches.get(key, {}), patch)
         ids = [*patches]
         for start in range(0, len(ids), FILE_BATCH):
-            self._put_batch(drop, {i: patches[i] for i in ids[start:start + FILE_BATCH]})
+            self._put_batch(drop, {i: patches[i] for i in ids[start : start + FILE_BATCH]})
         return len(ids)
 
     def _put_batch(self, drop: str, patches: dict[str, dict[str, Any]]) -> None:
@@ -121,5 +121,7 @@ class FileDocuments(abc.ABC):
         """
         found = {raw["_id"]: raw for raw in self._find_files(path)}
         if len(found) > 1:
-            raise DropsyncError(f"path {path} is recorded by several file documents: {', '.join(sorted(found))}")
+            raise DropsyncError(
+                f"path {path} is recorded by several file documents: {', '.join(sorted(found))}"
+            )
         return next((FileDoc.model_validate(raw) for raw in found.values()), None)

@@ -152,7 +152,9 @@ class SqliteStatusStore(StatusStore):
             rows = self._query("list drops", "SELECT id, rev, doc FROM drops ORDER BY id")
         else:
             rows = self._query(
-                f"list {status} drops", "SELECT id, rev, doc FROM drops WHERE status = ? ORDER BY id", (status,)
+                f"list {status} drops",
+                "SELECT id, rev, doc FROM drops WHERE status = ? ORDER BY id",
+                (status,),
             )
         return (_loads(*row) for row in rows)
 
@@ -165,9 +167,11 @@ class SqliteStatusStore(StatusStore):
     def _read_files(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
+            chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in self._query("read files", f"SELECT id, rev, doc FROM files WHERE id IN ({marks})", tuple(chunk)):
+            for row in self._query(
+                "read files", f"SELECT id, rev, doc FROM files WHERE id IN ({marks})", tuple(chunk)
+            ):
                 out[row[0]] = _loads(*row)
         return out
 
@@ -178,7 +182,8 @@ class SqliteStatusStore(StatusStore):
                 rev = next_rev(expected, body)
                 if expected is None:
                     cur = conn.execute(
-                        "INSERT OR IGNORE INTO files (id, rev, doc) VALUES (?, ?, ?)", (body["_id"], rev, _dumps(body))
+                        "INSERT OR IGNORE INTO files (id, rev, doc) VALUES (?, ?, ?)",
+                        (body["_id"], rev, _dumps(body)),
                     )
                 else:
                     cur = conn.execute(

@@ -18,8 +18,9 @@ import pytest
 import requests
 
 from dropsync_dagster.core.errors import DropsyncError, RefusedError
-from dropsync_dagster.core.status import FileDoc, StatusStore, file_id
+from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status_files import FileDoc, file_id
 from dropsync_dagster.core.status_sqlite import SqliteStatusStore
 
 DROP = "inbox-run_001"
@@ -45,8 +46,10 @@ class StoreCase:
             with sqlite3.connect(self.spec["path"]) as conn:
                 (doc,) = conn.execute("SELECT doc FROM drops WHERE id = ?", (drop,)).fetchone()
                 rev = f"99-{os.urandom(16).hex()}"
-                conn.execute("UPDATE drops SET doc = ?, rev = ? WHERE id = ?",
-                             (json.dumps({**json.loads(doc), **changes}), rev, drop))
+                conn.execute(
+                    "UPDATE drops SET doc = ?, rev = ? WHERE id = ?",
+                    (json.dumps({**json.loads(doc), **changes}), rev, drop),
+                )
             return
         auth = (self.spec["user"], self.password)
         url = f"{self.spec['url']}/{self.spec['db']}/{drop}"
@@ -83,7 +86,11 @@ def test_lifecycle(store: StatusStore) -> None:
     assert extended.lease_expires_at and claimed.lease_expires_at
     assert extended.lease_expires_at > claimed.lease_expires_at
     synced = store.mark_synced(DROP, "run-A", {"go": 3, "md5_mismatch": 1})
-    assert (synced.status, synced.counts, synced.lease_expires_at) == ("synced", {"go": 3, "md5_mismatch": 1}, None)
+    assert (synced.status, synced.counts, synced.lease_expires_at) == (
+        "synced",
+        {"go": 3, "md5_mismatch": 1},
+        None,
+    )
     assert store.get(DROP) == synced
     assert [d.id for d in store.list("synced")] == [DROP] and store.list("pending") == []
     assert store.count_by_status() == {"synced": 1}
@@ -115,7 +122,7 @@ def test_register_many_in_bulk(store: StatusStore) -> None:
 
 def test_live_claim_is_refused_naming_owner_then_taken_over_after_expiry(store: StatusStore) -> None:
     store.register(DROP, "/a")
-    held = store.claim(DROP, "run-A", "hostA:1", lease_seconds=0.5)
+    held = store.claim(DROP, "run-A", "hostA:1", lease_seconds=1.0)
     with pytest.raises(RefusedError, match="claimed by run run-A .*worker hostA:1.* until ") as refused:
         store.claim(DROP, "run-B", "hostB:2", lease_seconds=60)
     assert held.lease_expires_at and held.lease_expires_at.isoformat() in str(refused.value)
@@ -132,7 +139,9 @@ def test_same_owner_reclaims_live_drop(store: StatusStore) -> None:
     first = store.claim(DROP, "run-A", "h:1", 60)
     again = store.claim(DROP, "run-A", "h:2", 120)  # a retry of the same root run, elsewhere
     assert (again.owner, again.worker_id) == ("run-A", "h:2")
-    assert again.lease_expires_at and first.lease_expires_at and again.lease_expires_at > first.lease_expires_at
+    assert (
+        again.lease_expires_at and first.lease_expires_at and again.lease_expires_at > first.lease_expires_at
+    )
 
 
 def test_stranger_cannot_write(store: StatusStore) -> None:
@@ -192,13 +201,23 @@ def test_unknown_or_invalid_status_is_reported_not_crashed(case: StoreCase, stor
 
 def test_file_documents_merge_and_are_found_by_each_path(store: StatusStore) -> None:
     src, tgt, done = "/drops/run_001/a.fastq.gz", "/repo/P1/a.fastq.gz", "/processed/run_001/a.fastq.gz"
-    first = [FileDoc(relpath="a.fastq.gz", source=src, size=10, checksums={"source": {"blake3": "b1", "md5": "m1"}}),
-             FileDoc(relpath="sub/b.txt", source="/drops/run_001/sub/b.txt", size=3)]
+    first = [
+        FileDoc(
+            relpath="a.fastq.gz", source=src, size=10, checksums={"source": {"blake3": "b1", "md5": "m1"}}
+        ),
+        FileDoc(relpath="sub/b.txt", source="/drops/run_001/sub/b.txt", size=3),
+    ]
     assert store.put_files(DROP, first) == 2
     created = store.get_file(file_id(DROP, "a.fastq.gz"))
     assert created is not None and created.id == f"{DROP}:a.fastq.gz" and created.drop == DROP
-    later = FileDoc(relpath="a.fastq.gz", target=tgt, checksums={"repository": {"blake3": "b1"}},
-                    archive={"path": "a.fastq.gz", "generation": 1}, labkey_row_id=42, processed=done)
+    later = FileDoc(
+        relpath="a.fastq.gz",
+        target=tgt,
+        checksums={"repository": {"blake3": "b1"}},
+        archive={"path": "a.fastq.gz", "generation": 1},
+        labkey_row_id=42,
+        processed=done,
+    )
     store.put_files(DROP, [later])
     doc = store.get_file(f"{DROP}:a.fastq.gz")
     assert doc is not None
@@ -212,7 +231,9 @@ def test_file_documents_merge_and_are_found_by_each_path(store: StatusStore) -> 
     assert store.get_file(f"{DROP}:missing") is None
 
 
-def test_conflicting_write_is_retried_without_losing_the_rival_update(case: StoreCase, store: StatusStore) -> None:
+def test_conflicting_write_is_retried_without_losing_the_rival_update(
+    case: StoreCase, store: StatusStore
+) -> None:
     store.register(DROP, "/a")
     claimed = store.claim(DROP, "run-A", "h:1", 60)
     reads: list[str] = []
@@ -230,7 +251,11 @@ def test_conflicting_write_is_retried_without_losing_the_rival_update(case: Stor
     assert len(reads) == 2 and reads[0] == claimed.rev and reads[1] != claimed.rev
     stored = case.open().get(DROP)
     assert stored is not None and stored == synced
-    assert (stored.status, stored.counts, getattr(stored, "note", None)) == ("synced", {"go": 2}, "checked by steward")
+    assert (stored.status, stored.counts, getattr(stored, "note", None)) == (
+        "synced",
+        {"go": 2},
+        "checked by steward",
+    )
 
 
 CLAIMANT = """
@@ -257,13 +282,26 @@ if a["hold"]:
 """
 
 
-def start_claimants(case: StoreCase, owners: list[str], go: Path, lease: float, hold: bool = False) -> list[subprocess.Popen[str]]:
+def start_claimants(
+    case: StoreCase, owners: list[str], go: Path, lease: float, hold: bool = False
+) -> list[subprocess.Popen[str]]:
     env = {**os.environ, "CLAIMANT_PASSWORD": case.password}
     procs = []
     for owner in owners:
-        args = {"kind": case.kind, "spec": case.spec, "drop": DROP, "owner": owner, "go": str(go), "lease": lease, "hold": hold}
-        procs.append(subprocess.Popen([sys.executable, "-c", CLAIMANT, json.dumps(args)], env=env,
-                                      stdout=subprocess.PIPE, text=True))
+        args = {
+            "kind": case.kind,
+            "spec": case.spec,
+            "drop": DROP,
+            "owner": owner,
+            "go": str(go),
+            "lease": lease,
+            "hold": hold,
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", CLAIMANT, json.dumps(args)], env=env, stdout=subprocess.PIPE, text=True
+            )
+        )
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return procs
@@ -274,7 +312,9 @@ def test_twenty_claimant_processes_one_winner(case: StoreCase, store: StatusStor
     owners = [f"run-{i:02d}" for i in range(20)]
     procs = start_claimants(case, owners, tmp_path / "go", lease=60)
     (tmp_path / "go").touch()
-    results = {owner: json.loads(proc.communicate(timeout=60)[0]) for owner, proc in zip(owners, procs, strict=True)}
+    results = {
+        owner: json.loads(proc.communicate(timeout=60)[0]) for owner, proc in zip(owners, procs, strict=True)
+    }
     winners = [owner for owner, result in results.items() if result["won"]]
     assert len(winners) == 1
     assert store.get(DROP).owner == winners[0]  # type: ignore[union-attr]
@@ -282,9 +322,11 @@ def test_twenty_claimant_processes_one_winner(case: StoreCase, store: StatusStor
         assert result["won"] or f"claimed by run {winners[0]}" in result["error"]
 
 
-def test_killed_holder_is_taken_over_after_its_lease(case: StoreCase, store: StatusStore, tmp_path: Path) -> None:
+def test_killed_holder_is_taken_over_after_its_lease(
+    case: StoreCase, store: StatusStore, tmp_path: Path
+) -> None:
     store.register(DROP, "/a")
-    (proc,) = start_claimants(case, ["run-killed"], tmp_path / "go", lease=1.0, hold=True)
+    (proc,) = start_claimants(case, ["run-killed"], tmp_path / "go", lease=2.0, hold=True)
     (tmp_path / "go").touch()
     assert proc.stdout is not None and json.loads(proc.stdout.readline()) == {"won": True}
     os.kill(proc.pid, signal.SIGKILL)

@@ -12,22 +12,36 @@ from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase, QuorumProxy
 DROP = "inbox-run_001"
 
 
-def couch_store(couchdb_db: CouchDBDatabase, url: str | None = None, password: str | None = None) -> CouchDBStatusStore:
-    return CouchDBStatusStore(url or couchdb_db.url, couchdb_db.db, couchdb_db.user,
-                              couchdb_db.password if password is None else password)
+def couch_store(
+    couchdb_db: CouchDBDatabase, url: str | None = None, password: str | None = None
+) -> CouchDBStatusStore:
+    return CouchDBStatusStore(
+        url or couchdb_db.url,
+        couchdb_db.db,
+        couchdb_db.user,
+        couchdb_db.password if password is None else password,
+    )
 
 
-def test_couchdb_202_is_confirmed_by_rereading(couchdb_db: CouchDBDatabase, couchdb_quorum_proxy: QuorumProxy) -> None:
+def test_couchdb_202_is_confirmed_by_rereading(
+    couchdb_db: CouchDBDatabase, couchdb_quorum_proxy: QuorumProxy
+) -> None:
     couch_store(couchdb_db).register(DROP, "/a")
     claimed = couch_store(couchdb_db, url=couchdb_quorum_proxy.url).claim(DROP, "run-A", "h:1", 60)
-    puts = [i for i, (method, path, _) in enumerate(couchdb_quorum_proxy.log) if method == "PUT" and path.endswith(DROP)]
+    puts = [
+        i
+        for i, (method, path, _) in enumerate(couchdb_quorum_proxy.log)
+        if method == "PUT" and path.endswith(DROP)
+    ]
     assert [couchdb_quorum_proxy.log[i][2] for i in puts] == [202]
     assert couchdb_quorum_proxy.log[puts[0] + 1][:2] == ("GET", f"/{couchdb_db.db}/{DROP}")  # the re-read
     stored = couch_store(couchdb_db).get(DROP)
     assert stored is not None and (stored.owner, stored.rev) == ("run-A", claimed.rev)
 
 
-def test_couchdb_202_losing_to_a_rival_is_not_a_win(couchdb_db: CouchDBDatabase, couchdb_quorum_proxy: QuorumProxy) -> None:
+def test_couchdb_202_losing_to_a_rival_is_not_a_win(
+    couchdb_db: CouchDBDatabase, couchdb_quorum_proxy: QuorumProxy
+) -> None:
     direct = couch_store(couchdb_db)
     registered = direct.register(DROP, "/a")
     auth = (couchdb_db.user, couchdb_db.password)
@@ -35,11 +49,21 @@ def test_couchdb_202_losing_to_a_rival_is_not_a_win(couchdb_db: CouchDBDatabase,
     def rival_on_another_node(path: str, accepted: dict) -> None:
         # A rival claim lands on another node at the same generation and wins the conflict.
         parent = registered.rev.split("-", 1)[1]  # type: ignore[union-attr]
-        rival = {**registered.body(), "status": "processing", "owner": "run-RIVAL", "worker_id": "other:9",
-                 "lease_expires_at": "2099-01-01T00:00:00Z",
-                 "_rev": "2-" + "f" * 32, "_revisions": {"start": 2, "ids": ["f" * 32, parent]}}
-        resp = requests.post(f"{couchdb_db.url}/{couchdb_db.db}/_bulk_docs", auth=auth, timeout=10,
-                             json={"docs": [rival], "new_edits": False})
+        rival = {
+            **registered.body(),
+            "status": "processing",
+            "owner": "run-RIVAL",
+            "worker_id": "other:9",
+            "lease_expires_at": "2099-01-01T00:00:00Z",
+            "_rev": "2-" + "f" * 32,
+            "_revisions": {"start": 2, "ids": ["f" * 32, parent]},
+        }
+        resp = requests.post(
+            f"{couchdb_db.url}/{couchdb_db.db}/_bulk_docs",
+            auth=auth,
+            timeout=10,
+            json={"docs": [rival], "new_edits": False},
+        )
         assert resp.status_code == 201 and accepted["rev"] != rival["_rev"]
 
     couchdb_quorum_proxy.on_accept = rival_on_another_node
