@@ -9,6 +9,7 @@ sources, and destinations are deleted (and synced) between runs. Run from the re
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -101,7 +102,8 @@ def main() -> None:
             f"{small_count} x 16 KiB": make_files(root / "src-small" / "small", small_count, 16 * KiB, "s"),
         }
         print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}; {machine()}; {filesystem_of(root)}")
-        print(f"# page cache droppable: {drop_caches_possible()}; md5: {args.md5}; pairs: {args.pairs}\n")
+        print(f"# page cache droppable: {drop_caches_possible()} (not dropped: warm sources on both sides); "
+              f"md5: {args.md5}; pairs: {args.pairs}; load average at start: {os.getloadavg()[0]:.1f}\n")
         totals: dict[str, list[float]] = {"dropsync": [0.0] * args.pairs, "cp -r + sync": [0.0] * args.pairs}
         print("| data | pair | dropsync hash s | dropsync copy s | dropsync total s | cp -r + sync s | ratio |")
         print("|---|---|---|---|---|---|---|")
@@ -135,6 +137,7 @@ def main() -> None:
         for name in ("batch (syncfs)", "per file (fsync)"):
             runs = [r[name]["total"] for r in results]
             print(f"| {name} | median of {len(runs)} | {statistics.median(runs):.3f} |")
+        print(f"\n# load average at end: {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             remove_tree(root)

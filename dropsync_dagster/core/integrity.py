@@ -136,7 +136,7 @@ def copy_verified(
 ) -> CopyOutcome:
     """Copy `source` to `target` via a re-hashed, durable temporary file, published without
     overwrite, then write `<target>.<sidecar_kind>` naming the target's basename.
-    `on_bytes` counts bytes copied and bytes re-read to verify (twice the size)."""
+    `on_bytes` counts bytes copied (its total is the file's size; verifying follows each file)."""
     return copy_verified_batch([CopyItem(source, target, expected, sidecar_kind)], on_bytes, workers=1)[0]
 
 
@@ -221,7 +221,7 @@ def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
             raise RefusedError(f"cannot copy {source} to {target}: {err.strerror}") from err
         finally:
             os.close(src)
-        if _hash_fd(entry.data.fd, expected.md5 is not None, on_bytes, entry.data.path) != expected:
+        if _hash_fd(entry.data.fd, expected.md5 is not None, None, entry.data.path) != expected:
             entry.data.discard()
             entry.data, entry.outcome = None, CopyOutcome.NOT_VERIFIED
             return
@@ -233,7 +233,7 @@ def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
         path = sidecars.sidecar_path(target, kind)
         if not (path.is_file() and path.read_bytes() == line):
             entry.sidecar, entry.sidecar_final = StagedFile.create(path), path
-            os.write(entry.sidecar.fd, line)
+            entry.sidecar.write(line)
 
 
 def _sidecar_bytes(item: CopyItem) -> bytes:

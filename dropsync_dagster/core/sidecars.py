@@ -12,8 +12,9 @@ import secrets
 import shutil
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from dropsync_dagster.core.errors import IntegrityError
 
@@ -24,7 +25,7 @@ TEMP_MARK = ".dropsync-tmp"
 _HEX_LENGTH = {"md5": 32, "blake3": 64}
 # md5sum escapes \r too (coreutils >= 9); b3sum escapes only backslash and newline.
 _ESCAPES = {"md5": {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}, "blake3": {"\\": "\\\\", "\n": "\\n"}}
-_LINE = re.compile(r"(?P<esc>\\?)(?P<hex>[0-9A-Fa-f]+)(?:(?:  | \*)(?P<name>.+))?")
+_LINE = re.compile(r"\\?(?P<hex>[0-9A-Fa-f]+)(?:(?:  | \*).+)?")  # [\]HEX[  name| *name]
 _MAX_SIDECAR_BYTES = 64 * 1024  # a real sidecar is one short line; refuse to slurp a big file
 _COPY_CHUNK = 64 * 1024 * 1024  # progress granularity of the in-kernel copy
 _COPY_BUFFER = 8 * 1024 * 1024
@@ -89,7 +90,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` via a durable temporary file and a rename."""
     staged = StagedFile.create(path)
     try:
-        os.write(staged.fd, data)
+        staged.write(data)
         os.fsync(staged.fd)
         os.replace(staged.path, path)
     except BaseException:
@@ -165,6 +166,12 @@ class StagedFile:
             copied += n
             if on_bytes is not None:
                 on_bytes(n)
+
+    def write(self, data: bytes) -> None:
+        """Append all of `data`."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def discard(self) -> None:
         """Remove the temporary file and release it."""
@@ -271,8 +278,10 @@ def syncfs(fd: int) -> bool:
 def sync_staged(staged: list[StagedFile], use_syncfs: bool) -> bool:
     """Make staged files durable: one `syncfs` per filesystem if asked and available (True),
     else one fsync each (False)."""
-    by_device = {os.fstat(s.fd).st_dev: s.fd for s in staged}
-    if use_syncfs and all(syncfs(fd) for fd in by_device.values()):
+    if use_syncfs and _SYNCFS is not None:
+        one_per_folder = {s.path.parent: s.fd for s in staged}  # a temp lives in its final's folder
+        for fd in {os.fstat(fd).st_dev: fd for fd in one_per_folder.values()}.values():
+            syncfs(fd)
         return True
     for s in staged:
         os.fsync(s.fd)
