@@ -10,10 +10,11 @@ import click
 from dropsync_dagster.core.archive import list_generations
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import rewrap_key
-from dropsync_dagster.core.discovery import resolve_drop
+from dropsync_dagster.core.discovery import key_of, resolve_drop
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.cli_status import lineage, register, reset, status
 from dropsync_dagster.console import print_plan
 from dropsync_dagster.core.report import stopped
 from dropsync_dagster.core.settings import Settings
@@ -74,7 +75,7 @@ def keys() -> None:
 def rewrap(drop: str, recipients: tuple[str, ...]) -> None:
     """Re-wrap every archive key of DROP (folder or partition key) to the --to recipients."""
     settings = Settings.from_env()
-    key = resolve_drop(settings, drop).key if Path(drop).is_dir() else drop
+    key = key_of(settings, drop)
     policy = GpgResource().policy(settings)  # the same environment the assets read
     names = [r.strip() for item in recipients for r in item.split(",") if r.strip()]
     generations = list_generations(policy.archive_dir, key)
@@ -91,6 +92,10 @@ def demo() -> None:
     from dropsync_dagster.demo import main as run_demo
 
     sys.exit(run_demo())
+
+
+for command in (status, reset, lineage, register):
+    cli.add_command(command)
 
 
 def main() -> None:

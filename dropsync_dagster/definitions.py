@@ -9,12 +9,17 @@ from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.originals import archived_originals
 from dropsync_dagster.jobs import sync_drop
 from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
-from dropsync_dagster.sensors import drop_sensor
+from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
 
 defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, archived_originals],
     jobs=[sync_drop],
-    sensors=[drop_sensor],
-    resources={"storage": StorageResource.from_env(), "gpg": GpgResource.from_env()},
+    sensors=[drop_sensor, drop_failure_sensor],
+    resources={
+        "storage": StorageResource.from_env(),
+        "gpg": GpgResource.from_env(),
+        "status": StatusResource.from_env(),
+    },
 )

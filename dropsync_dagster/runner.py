@@ -8,7 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from dropsync_dagster.core.runs import holder_died_here, record_run_failure
+from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.partitions import drops
+
+LAUNCHED_BY = "dropsync/launched_by"
 
 # The CLI prints its own summary; the run's full log stays in the instance's event log (the UI).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -54,6 +58,20 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     if result.success:
         return RunOutcome(result.run_id, True)
     return RunOutcome(result.run_id, False, first_failure(result))
+
+
+def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, path: str, max_failures: int) -> str | None:
+    """A `dropsync sync` killed on this host leaves its claim behind: mark its run failed and
+    count the failure, so a re-run can claim the drop at once instead of waiting out the lease."""
+    doc = store.get(drop)
+    if doc is None or doc.owner is None or not holder_died_here(doc):
+        return None
+    run = inst.get_run_by_id(doc.owner)
+    if run is None or run.tags.get(LAUNCHED_BY) != "cli" or run.is_finished:
+        return None
+    message = f"process {doc.worker_id} died while running {drop}"
+    inst.report_run_failed(run, message)
+    return record_run_failure(store, drop, path, doc.owner, message, max_failures)
 
 
 def first_failure(result: dg.ExecuteInProcessResult) -> str:

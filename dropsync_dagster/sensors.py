@@ -1,23 +1,52 @@
-"""Thin sensors: drop discovery (see core.watch for the rules)."""
+"""Thin sensors: drop discovery (rules in core.watch) and the run-failure path of the status store."""
 
 import json
 
 import dagster as dg
 
+from dropsync_dagster.core.errors import DropsyncError
+from dropsync_dagster.core.registry import locate
+from dropsync_dagster.core.runs import record_run_failure
 from dropsync_dagster.core.watch import tick
 from dropsync_dagster.jobs import sync_drop
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.runner import LAUNCHED_BY
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 
+
 @dg.sensor(job=sync_drop, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource) -> dg.SensorResult:
+def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, status: StatusResource) -> dg.SensorResult:
     """Register ready drops as partitions; run new drops and synced drops that got new files."""
-    decided = tick(storage.settings(), json.loads(context.cursor) if context.cursor else None)
+    settings = storage.settings()
+    decided = tick(settings, json.loads(context.cursor) if context.cursor else None)
     for problem in decided.problems:
         context.log.warning(problem)
+    try:
+        store = status.store(settings)
+        store.register_many({d.key: str(d.path) for d in decided.register})
+        for drop in decided.run:
+            store.mark_changed(drop.key)  # a synced drop with new files is pending again
+    except DropsyncError as exc:
+        # An unreachable status store must not stop discovery: runs will refuse at their claim.
+        context.log.warning(f"status store: {exc}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=d.key, tags={"dropsync/drop": d.key}) for d in decided.run],
+        run_requests=[dg.RunRequest(partition_key=d.key, tags={LAUNCHED_BY: "sensor"}) for d in decided.run],
         dynamic_partitions_requests=[drops.build_add_request([d.key for d in decided.register])] if decided.register else [],
         cursor=json.dumps(decided.cursor, separators=(",", ":")),
     )
+
+
+@dg.run_failure_sensor(monitored_jobs=[sync_drop], default_status=dg.DefaultSensorStatus.RUNNING)
+def drop_failure_sensor(context: dg.RunFailureSensorContext, storage: StorageResource, status: StatusResource) -> None:
+    """Count a failed run against its drop (the CLI counts the runs it executes in-process)."""
+    run = context.dagster_run
+    drop = run.tags.get("dagster/partition")
+    if drop is None or run.tags.get(LAUNCHED_BY) == "cli":
+        return
+    settings = storage.settings()
+    error = context.failure_event.message or "run failed"
+    path = str(locate(settings, drop).path)
+    done = record_run_failure(status.store(settings), drop, path, run.root_run_id or run.run_id, error, status.limits()[0])
+    context.log.info(done)

@@ -6,6 +6,7 @@ import dagster as dg
 
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster_tests.drops import Drop
 
@@ -22,17 +23,19 @@ def storage_for(env: dict[str, str]) -> StorageResource:
 
 
 NO_ARCHIVE = GpgResource(recipients="", require_archive="false")
+SQLITE_STATUS = StatusResource(couchdb_url="")  # the embedded store in the drop's state folder
 
 
 def definitions_for(drop: Drop, **resources: object) -> dg.Definitions:
     """All assets, checks, jobs and sensors with test resources: storage from the drop's env,
-    archives off unless a `gpg` resource is given."""
+    archives off unless a `gpg` resource is given, the SQLite status store unless `status` is."""
     return dg.Definitions(
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         jobs=list(defs.jobs or []),
         sensors=list(defs.sensors or []),
-        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE, **resources},
+        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE,
+                   "status": SQLITE_STATUS, **resources},
     )
 
 

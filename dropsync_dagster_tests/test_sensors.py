@@ -31,7 +31,7 @@ class Ticker:
     def tick(self) -> dg.SensorExecutionData:
         ctx = dg.build_sensor_context(
             instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor,
-            definitions=self.defs, resources={"storage": self.defs.resources["storage"]},
+            definitions=self.defs, resources={k: self.defs.resources[k] for k in ("storage", "status")},
         )
         data = drop_sensor.evaluate_tick(ctx)
         self.cursor = data.cursor

@@ -3,11 +3,13 @@
 import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
+from dropsync_dagster.assets.ownership import hold
 from dropsync_dagster.assets.metadata import check_result
 from dropsync_dagster.core.archive_step import archive_drop, archive_problems
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 ARCHIVE_CHECK = "archive_matches_checksums"
@@ -21,10 +23,13 @@ ARCHIVE_CHECK = "archive_matches_checksums"
     pool="gpg",
     check_specs=[dg.AssetCheckSpec(ARCHIVE_CHECK, asset="encrypted_archive", blocking=True)],
 )
-def encrypted_archive(context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource) -> dg.MaterializeResult:
+def encrypted_archive(
+    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, status: StatusResource
+) -> dg.MaterializeResult:
     """A new archive generation holding what earlier ones lack; disabled archives say why."""
     results = storage.results()
     plan = results.load_plan(context.partition_key)
+    hold(context, status, storage, plan.drop)
     checksums = results.load(plan.drop, "checksums", ChecksumsResult)
     archived = archive_drop(plan, checksums, gpg.policy(storage.settings()))
     path = results.save(plan.drop, "archive", archived)

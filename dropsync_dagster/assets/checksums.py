@@ -3,17 +3,20 @@
 import dagster as dg
 
 from dropsync_dagster.assets.manifest import drop_manifest
+from dropsync_dagster.assets.ownership import claim
 from dropsync_dagster.assets.metadata import counts_metadata, tally
 from dropsync_dagster.core.checksums import compute_checksums
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 
 @dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, deps=[drop_manifest])
-def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""
     results = storage.results()
     plan = results.load_plan(context.partition_key)
+    claim(context, status, storage, plan.drop, plan.drop_path)  # before the first write (sidecars)
     want_md5 = any(k.replace(" ", "_").lower() == "checksum" for k in plan.config.fields)
     checksums = compute_checksums(plan, want_md5=want_md5)
     path = results.save(plan.drop, "checksums", checksums)

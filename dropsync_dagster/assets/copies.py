@@ -3,11 +3,13 @@
 import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
+from dropsync_dagster.assets.ownership import hold
 from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
 from dropsync_dagster.core.checks import copy_problems
 from dropsync_dagster.core.copies import copy_files
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 COPIES_CHECK = "copies_match_source_digests"
@@ -20,10 +22,11 @@ COPIES_CHECK = "copies_match_source_digests"
     deps=[drop_checksums],
     check_specs=[dg.AssetCheckSpec(COPIES_CHECK, asset="repository_copies", blocking=True)],
 )
-def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Copy each verified file to its frozen target; identical targets count as already synced."""
     results = storage.results()
     plan = results.load_plan(context.partition_key)
+    hold(context, status, storage, plan.drop)
     checksums = results.load(plan.drop, "checksums", ChecksumsResult)
     copies = copy_files(plan, checksums, storage.settings())
     path = results.save(plan.drop, "copies", copies)

@@ -4,11 +4,14 @@ import dagster as dg
 
 from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.copies import repository_copies
+from dropsync_dagster.assets.ownership import hold, run_owner
 from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
 from dropsync_dagster.core.checks import original_problems
+from dropsync_dagster.core.lineage import lineage_docs
 from dropsync_dagster.core.originals import move_originals
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 ORIGINALS_CHECK = "originals_accounted_for"
@@ -21,10 +24,11 @@ ORIGINALS_CHECK = "originals_accounted_for"
     deps=[repository_copies, encrypted_archive],
     check_specs=[dg.AssetCheckSpec(ORIGINALS_CHECK, asset="archived_originals")],
 )
-def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Move each original whose copy is verified (and recorded/archived where required)."""
     results = storage.results()
     plan = results.load_plan(context.partition_key)
+    store = hold(context, status, storage, plan.drop)
     checksums = results.load(plan.drop, "checksums", ChecksumsResult)
     copies = results.load(plan.drop, "copies", CopiesResult)
     archive = results.load(plan.drop, "archive", ArchiveStepResult)
@@ -34,7 +38,9 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
         plan, checksums, copies, storage.settings(), archived=archived if archive.enabled else None
     )
     path = results.save(plan.drop, "originals", originals)
+    store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals))
     outcomes = tally([m.outcome if m.reason is None else f"{m.outcome}:{m.reason}" for m in originals.files.values()])
+    store.mark_synced(plan.drop, run_owner(context), outcomes)
     return dg.MaterializeResult(
         metadata={
             "files": len(originals.files),

@@ -173,3 +173,8 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out))
+
+
+def key_of(settings: Settings, drop: str) -> str:
+    """The partition key of a drop given as a folder path, or `drop` itself (a key)."""
+    return resolve_drop(settings, drop).key if Path(drop).is_dir() else drop
