@@ -99,7 +99,11 @@ def test_round_trip_records_members_generation_and_recipients(drop_dir: Path, tm
 
 
 def test_standard_gpg_and_tar_restore_the_drop_byte_for_byte(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
+    long_name = drop_dir / "deep" / ("x" * 70) / ("y" * 70) / "résumé des données.txt"  # pax headers
+    long_name.parent.mkdir(parents=True)
+    long_name.write_bytes(os.urandom(1000))
     result = archive(drop_dir, tmp_path, gpg_keys)
+    assert str(long_name.relative_to(drop_dir)) in result.members
 
     passphrase = gpg_cmd(gpg_keys.home, "--quiet", "--decrypt", result.key_path).decode()
     assert len(passphrase) == 64 and all(c in "0123456789abcdef" for c in passphrase)
