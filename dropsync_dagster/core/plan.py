@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.templating import apply_lookups, apply_replacements, render
 
 _RUN_SLOT = "\0run\0"
-_BLOCKED = object()  # a parent of the target is a file
+_TAKEN, _BLOCKED = -1, -2  # occupants of a target that are never identical content
 _CHUNK = 1 << 20
 
 
@@ -61,11 +62,20 @@ class PresenceChecker(Protocol):
 
 
 @dataclass
+class _RunSlots:
+    """One rendered `<run>` stem: every number below `free` is planned or taken in the repository."""
+
+    free: int = 1
+    # Taken slots holding a regular file, by size, not yet claimed as `already_synced` (ordered).
+    taken_by_size: dict[int, dict[int, None]] = field(default_factory=dict)
+
+
+@dataclass
 class _Targets:
-    """Targets planned so far and the next `<run>` to try per rendered stem."""
+    """Targets planned so far and the `<run>` slots seen per rendered stem."""
 
     planned: set[str] = field(default_factory=set)
-    next_run: dict[str, int] = field(default_factory=dict)
+    stems: dict[str, _RunSlots] = field(default_factory=dict)
 
 
 def make_plan(
@@ -171,55 +181,91 @@ def _choose_target(
     targets: _Targets,
 ) -> tuple[tuple[str, str] | None, Reason | None]:
     """Render the target; with `<run>`, the smallest number free in the plan and the repository."""
-    if config.filename_sequence != "run":
-        rel = render(config.repository_filename, variables, rows)
-        if not _safe(repository, rel):
-            return (rel, ""), Reason.UNSAFE_PATH
-        if rel in targets.planned:
-            return (rel, ""), Reason.TARGET_CONFLICT
-        targets.planned.add(rel)
-        state = _existing(repository / rel, cand)
-        if state is None:
-            return (rel, ""), None
-        return (rel, ""), Reason.ALREADY_SYNCED if state is True else Reason.TARGET_CONFLICT
     stem = render(config.repository_filename, {**variables, "run": _RUN_SLOT}, rows)
-    if not _safe(repository, stem.replace(_RUN_SLOT, "1")):
-        return (stem.replace(_RUN_SLOT, "1"), "1"), Reason.UNSAFE_PATH
-    # Every number below next_run[stem] is planned already or holds other content, so
-    # starting there keeps planning linear where the old tool rescanned from 1.
-    n = targets.next_run.get(stem, 1)
+    if not _lexically_safe(stem.replace(_RUN_SLOT, "1")):
+        return (stem.replace(_RUN_SLOT, "1"), ""), Reason.UNSAFE_PATH
+    if _RUN_SLOT in stem and config.filename_sequence == "run":
+        rel, n, reason = _choose_run(stem, cand, repository, targets)
+        return (rel, str(n)), reason
+    # One candidate target (also `filename_sequence: run` without `<run>` in the template).
+    number = "1" if config.filename_sequence == "run" else ""
+    if stem in targets.planned:
+        return (stem, number), Reason.TARGET_CONFLICT
+    if not _resolves_inside(repository, stem):
+        return (stem, number), Reason.UNSAFE_PATH
+    targets.planned.add(stem)
+    size = _occupant(repository, stem)
+    if size is None:
+        return (stem, number), None
+    same = size == cand.size and _same_content(repository / stem, cand.path)
+    return (stem, number), Reason.ALREADY_SYNCED if same else Reason.TARGET_CONFLICT
+
+
+def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets) -> tuple[str, int, Reason | None]:
+    """Identical content at a taken slot below the first free one is `already_synced` there;
+    otherwise the first free slot. Each slot is probed once per plan, so planning stays linear."""
+    slots = targets.stems.setdefault(stem, _RunSlots())
+    fixed = stem.split(_RUN_SLOT)[0]
     while True:
-        rel = stem.replace(_RUN_SLOT, str(n))
+        rel = stem.replace(_RUN_SLOT, str(slots.free))
         if rel not in targets.planned:
-            state = _existing(repository / rel, cand)
-            if state is _BLOCKED:  # no number can help: a file sits where a folder must be
-                return (rel, str(n)), Reason.TARGET_CONFLICT
-            if state is not False:
-                targets.planned.add(rel)
-                targets.next_run[stem] = n + 1
-                return (rel, str(n)), (Reason.ALREADY_SYNCED if state else None)
-        n += 1
+            size = _occupant(repository, rel, fixed)
+            if size is None:
+                break
+            if size == _BLOCKED:
+                return rel, slots.free, Reason.TARGET_CONFLICT  # no number can ever free this target
+            if size >= 0:
+                slots.taken_by_size.setdefault(size, {})[slots.free] = None
+        slots.free += 1
+    same_size = slots.taken_by_size.get(cand.size, {})
+    for n in same_size:  # ascending: slots are recorded in the order they are probed
+        if _same_content(repository / stem.replace(_RUN_SLOT, str(n)), cand.path):
+            del same_size[n]
+            targets.planned.add(stem.replace(_RUN_SLOT, str(n)))
+            return stem.replace(_RUN_SLOT, str(n)), n, Reason.ALREADY_SYNCED
+    n, rel = slots.free, stem.replace(_RUN_SLOT, str(slots.free))
+    if not _resolves_inside(repository, rel):
+        return rel, n, Reason.UNSAFE_PATH
+    targets.planned.add(rel)
+    slots.free += 1
+    return rel, n, None
 
 
-def _safe(repository: Path, rel: str) -> bool:
-    """A target must be relative, free of `..` components, and resolve inside the repository."""
-    if not rel or os.path.isabs(rel) or ".." in rel.replace("\\", "/").split("/"):
-        return False
-    real = os.path.realpath(repository / rel)
-    return real.startswith(str(repository) + os.sep)
+def _lexically_safe(rel: str) -> bool:
+    """A target must be relative and free of `..` components."""
+    return bool(rel) and not os.path.isabs(rel) and ".." not in rel.replace("\\", "/").split("/")
 
 
-def _existing(target: Path, cand: Candidate) -> bool | None | object:
-    """None: free; True: identical content there; False: something else; _BLOCKED: unreachable."""
+def _resolves_inside(repository: Path, rel: str) -> bool:
+    """Symlinks already in the repository must not lead the target outside it."""
+    return os.path.realpath(repository / rel).startswith(str(repository) + os.sep)
+
+
+def _occupant(repository: Path, rel: str, fixed: str = "") -> int | None:
+    """None: nothing at `rel`; else the size of a regular file inside the repository, or _TAKEN
+    (never read: a folder, a link out), or _BLOCKED (a file sits where a folder of `fixed` must be)."""
     try:
-        st = target.stat()
+        st = os.lstat(repository / rel)
     except FileNotFoundError:
-        return None if not os.path.lexists(target) else False
+        return None
     except NotADirectoryError:
-        return _BLOCKED
-    if st.st_size != cand.size:
-        return False
-    return _same_content(target, cand.path)
+        return _BLOCKED if _blocked(repository, fixed) else _TAKEN
+    if not _resolves_inside(repository, rel):
+        return _TAKEN
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(repository / rel)
+        except FileNotFoundError:
+            return _TAKEN  # a dangling link still occupies the name
+    return st.st_size if stat.S_ISREG(st.st_mode) else _TAKEN
+
+
+def _blocked(repository: Path, prefix: str) -> bool:
+    """True when a non-folder sits where a folder of `prefix` must be."""
+    folder = repository / os.path.dirname(prefix)
+    while folder != repository and not os.path.lexists(folder):
+        folder = folder.parent
+    return os.path.lexists(folder) and not folder.is_dir()
 
 
 def _same_content(a: Path, b: Path) -> bool:
