@@ -98,6 +98,15 @@ for command in (status, reset, lineage, register):
     cli.add_command(command)
 
 
+# Most specific first: a ConfigError is also a DropsyncError.
+_EXITS = (
+    (ConfigError, "configuration error", 2),
+    (RefusedError, "refused", 3),
+    (DropsyncError, "failed", 3),
+    (OSError, "failed", 3),
+)
+
+
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every known failure."""
     try:
@@ -108,19 +117,10 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
-    except ConfigError as exc:
-        click.echo(f"dropsync: configuration error: {exc}", err=True)
-        sys.exit(2)
-    except RefusedError as exc:
-        click.echo(f"dropsync: refused: {exc}", err=True)
-        sys.exit(3)
-    except DropsyncError as exc:
-        click.echo(f"dropsync: failed: {exc}", err=True)
-        sys.exit(3)
-    except OSError as exc:
-        click.echo(f"dropsync: failed: {exc}", err=True)
-        sys.exit(3)
-
+    except (DropsyncError, OSError) as exc:
+        label, code = next((label, code) for kind, label, code in _EXITS if isinstance(exc, kind))
+        click.echo(f"dropsync: {label}: {exc}", err=True)
+        sys.exit(code)
 
 if __name__ == "__main__":
     main()

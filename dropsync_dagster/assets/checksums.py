@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.ownership import claim
-from dropsync_dagster.assets.metadata import counts_metadata, tally
+from dropsync_dagster.assets.metadata import tally, transfer_metadata
 from dropsync_dagster.core.checksums import compute_checksums
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
@@ -22,11 +22,5 @@ def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, 
     path = results.save(plan.drop, "checksums", checksums)
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
-        metadata={
-            "files": len(checksums.files),
-            **counts_metadata(verdicts, "verdict/"),
-            "bytes": checksums.bytes,
-            "MiB_per_s": round(checksums.bytes / 2**20 / max(checksums.seconds, 1e-9), 1),
-            "result_json": dg.MetadataValue.path(str(path)),
-        }
+        metadata=transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path)
     )

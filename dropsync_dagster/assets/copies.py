@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
 from dropsync_dagster.assets.ownership import hold
-from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
+from dropsync_dagster.assets.metadata import check_result, tally, transfer_metadata
 from dropsync_dagster.core.checks import copy_problems
 from dropsync_dagster.core.copies import copy_files
 from dropsync_dagster.core.results import ChecksumsResult
@@ -32,12 +32,6 @@ def repository_copies(context: dg.AssetExecutionContext, storage: StorageResourc
     path = results.save(plan.drop, "copies", copies)
     outcomes = tally([c.outcome for c in copies.files.values()])
     return dg.MaterializeResult(
-        metadata={
-            "files": len(copies.files),
-            **counts_metadata(outcomes, "outcome/"),
-            "bytes": copies.bytes,
-            "MiB_per_s": round(copies.bytes / 2**20 / max(copies.seconds, 1e-9), 1),
-            "result_json": dg.MetadataValue.path(str(path)),
-        },
+        metadata=transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),
         check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums))],
     )

@@ -58,3 +58,14 @@ def tally(values: list[str]) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+def transfer_metadata(files: int, counts: dict[str, int], prefix: str, nbytes: int, seconds: float, path: Path) -> dict[str, object]:
+    """Counts, bytes and throughput of a step that read or wrote file contents."""
+    return {
+        "files": files,
+        **counts_metadata(counts, prefix),
+        "bytes": nbytes,
+        "MiB_per_s": round(nbytes / 2**20 / max(seconds, 1e-9), 1),
+        "result_json": dg.MetadataValue.path(str(path)),
+    }
