@@ -1,6 +1,7 @@
 """Thin sensors: drop discovery (rules in core.watch) and the run-failure path of the status store."""
 
 import json
+import os
 
 import dagster as dg
 
@@ -16,7 +17,12 @@ from dropsync_dagster.resources.storage import StorageResource
 
 
 
-@dg.sensor(job=sync_drop, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+# DROPSYNC_SENSOR_INTERVAL: seconds between ticks (default 30; tests use 1).
+@dg.sensor(
+    job=sync_drop,
+    minimum_interval_seconds=int(os.environ.get("DROPSYNC_SENSOR_INTERVAL") or 30),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, status: StatusResource) -> dg.SensorResult:
     """Register ready drops as partitions; run new drops and synced drops that got new files."""
     settings = storage.settings()
