@@ -148,8 +148,9 @@ def _source(tmp_path: Path, size: int = 300_000, seed: bytes = b"s", name: str =
     return path, hash_file(path, want_md5=True)
 
 
-def test_copy_publishes_verified_bytes_and_md5_sidecar(tmp_path: Path) -> None:
-    source, digests = _source(tmp_path)
+@pytest.mark.parametrize("size", [300_000, THREADED_HASH_FROM + 5])  # small; big: threaded hash, own fsync
+def test_copy_publishes_verified_bytes_and_md5_sidecar(tmp_path: Path, size: int) -> None:
+    source, digests = _source(tmp_path, size)
     target = tmp_path / "repo" / "a" / "b" / "final.bin"
     seen: list[int] = []
     assert copy_verified(source, target, digests, "md5", on_bytes=seen.append) == CopyOutcome.COPIED
@@ -188,12 +189,12 @@ def test_copy_never_follows_a_symlink_at_the_target(tmp_path: Path) -> None:
     assert (tmp_path / "repo" / "t.bin").is_symlink()
 
 
-@pytest.mark.parametrize("change", ["same_size", "grown"])
+@pytest.mark.parametrize("change", ["same_size", "grown", "same_size_big"])
 def test_source_changed_since_hashing_is_not_verified(tmp_path: Path, change: str) -> None:
-    source, digests = _source(tmp_path)
+    source, digests = _source(tmp_path, THREADED_HASH_FROM + 5 if change.endswith("big") else 300_000)
     data = bytearray(source.read_bytes())
     data[1000] ^= 0xFF
-    source.write_bytes(bytes(data) if change == "same_size" else bytes(data) + b"more")
+    source.write_bytes(bytes(data) + (b"more" if change == "grown" else b""))
     target = tmp_path / "repo" / "t.bin"
     assert copy_verified(source, target, digests, "md5") == CopyOutcome.NOT_VERIFIED
     assert not target.exists()
@@ -217,7 +218,7 @@ def test_batch_copies_in_order_with_one_publisher_per_target(tmp_path: Path) -> 
     twin, twin_digests = _source(tmp_path, 16_384, b"twin", "twin.bin")
     items.append(CopyItem(twin, tmp_path / "repo" / "t3.bin", twin_digests, "md5"))
     items.append(CopyItem(items[5].source, tmp_path / "repo" / "t5.bin", items[5].expected, "md5"))
-    outcomes = copy_verified_batch(items)
+    outcomes = copy_verified_batch(items, workers=2)
     assert outcomes == [CopyOutcome.COPIED] * 20 + [CopyOutcome.TARGET_CONFLICT, CopyOutcome.ALREADY_SYNCED]
     for item in items[:20]:
         assert item.target.read_bytes() == item.source.read_bytes()
