@@ -18,6 +18,17 @@ SEED_FILE = "scRNA/btki/2026-11-20/SEQ_ABCDE/ABC_DEFGHI_S1_L001_R1_001.fastq.gz"
 SEED_TARGET = "scRNA/raw/btki/ABC_DEFGHI/ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz"
 
 
+def plain_config(drop: Drop, **overrides: object) -> dict:
+    """The seed example without LabKey: `dropsync plan` asks LabKey when a drop names one."""
+    return seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None, **overrides)
+
+
+def plain_drop(tmp_path: Path) -> Drop:
+    drop = make_drop(tmp_path)
+    drop.write_config(plain_config(drop))
+    return drop
+
+
 def dropsync(drop: Drop, *args: str, **env: str | None) -> subprocess.CompletedProcess:
     """Run the CLI with only this drop's DROPSYNC_* settings (plus overrides)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("DROPSYNC_")}
@@ -39,7 +50,7 @@ def assert_config_error(result: subprocess.CompletedProcess, *needles: str) -> N
 
 
 def test_seed_example_plan_and_json(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
+    drop = plain_drop(tmp_path)
     drop.add_file(SEED_FILE)
     shown = dropsync(drop, "plan", str(drop.path))
     assert shown.returncode == 0, shown.stderr
@@ -60,8 +71,8 @@ def test_seed_example_plan_and_json(tmp_path: Path) -> None:
 
 
 def test_already_synced_and_non_matching_files_exit_0(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
-    drop.write_config(seed_config(drop.repository, drop.processed, drop_filename_filter="**/*"))
+    drop = plain_drop(tmp_path)
+    drop.write_config(plain_config(drop, drop_filename_filter="**/*"))
     drop.add_file(SEED_FILE)
     drop.add_file("README.txt")
     (drop.repository / SEED_TARGET).parent.mkdir(parents=True)
@@ -73,8 +84,8 @@ def test_already_synced_and_non_matching_files_exit_0(tmp_path: Path) -> None:
 
 
 def test_a_file_stopped_at_a_gate_exits_1(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
-    drop.write_config(seed_config(drop.repository, drop.processed, filename_sequence=None, fields=None,
+    drop = plain_drop(tmp_path)
+    drop.write_config(plain_config(drop, filename_sequence=None,
                                   repository_filename="scRNA/raw/<phase>/<lib>/<lib>_<seq>__<suffix>.fastq.gz"))
     drop.add_file(SEED_FILE)
     drop.add_file(fastq_relpath(read=2))
@@ -88,7 +99,7 @@ def test_a_file_stopped_at_a_gate_exits_1(tmp_path: Path) -> None:
 
 
 def test_symlink_out_of_the_drop_exits_1(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
+    drop = plain_drop(tmp_path)
     secret = tmp_path / "secret.fastq.gz"
     secret.write_bytes(b"not yours")
     link = drop.path / SEED_FILE
@@ -101,8 +112,8 @@ def test_symlink_out_of_the_drop_exits_1(tmp_path: Path) -> None:
 
 
 def test_path_escaping_the_repository_exits_1(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
-    drop.write_config(seed_config(drop.repository, drop.processed, lookups={"phase": {"btki": "../../escaped"}}))
+    drop = plain_drop(tmp_path)
+    drop.write_config(plain_config(drop, lookups={"phase": {"btki": "../../escaped"}}))
     drop.add_file(SEED_FILE)
     result = dropsync(drop, "plan", str(drop.path), "--json")
     assert result.returncode == 1, result.stderr
@@ -110,7 +121,7 @@ def test_path_escaping_the_repository_exits_1(tmp_path: Path) -> None:
 
 
 def test_without_allowed_roots_planning_works(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
+    drop = plain_drop(tmp_path)
     drop.add_file(SEED_FILE)
     result = dropsync(drop, "plan", str(drop.path), "--json", DROPSYNC_ALLOWED_ROOTS=None)
     assert result.returncode == 0, result.stderr
@@ -129,22 +140,23 @@ def _unknown_key(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
 
 
 def _unknown_nested_key(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
-    drop.write_config(drop.config_path.read_text().replace("  host:", "  hots:"))
+    with_labkey = seed_config(drop.repository, drop.processed)
+    drop.write_config(drop.write_config(with_labkey).read_text().replace("  host:", "  hots:"))
     return {}, ("labkey.hots: unknown key (did you mean 'host'?)",)
 
 
 def _bad_regex(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
-    drop.write_config(seed_config(drop.repository, drop.processed, drop_filename_regex="(?P<phase>[a-z+"))
+    drop.write_config(plain_config(drop, drop_filename_regex="(?P<phase>[a-z+"))
     return {}, ("drop_filename_regex: invalid regex",)
 
 
 def _unknown_placeholder(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
-    drop.write_config(seed_config(drop.repository, drop.processed, repository_filename="<phase>/<libary>_r<run>"))
+    drop.write_config(plain_config(drop, repository_filename="<phase>/<libary>_r<run>"))
     return {}, ("repository_filename: placeholder <libary> has no provider",)
 
 
 def _repository_outside_allowed_roots(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
-    drop.write_config(seed_config(drop.root.parent / "elsewhere", drop.processed))
+    drop.write_config(plain_config(drop) | {"repository_folder": str(drop.root.parent / "elsewhere")})
     return {}, ("repository_folder:", "elsewhere is outside DROPSYNC_ALLOWED_ROOTS")
 
 
@@ -175,12 +187,12 @@ def _missing_sync_yml(drop: Drop) -> tuple[dict[str, str], tuple[str, ...]]:
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, breaks: Callable[[Drop], tuple[dict[str, str], tuple[str, ...]]]
 ) -> None:
-    drop = make_drop(tmp_path)
+    drop = plain_drop(tmp_path)
     drop.add_file(SEED_FILE)
     env, needles = breaks(drop)
     assert_config_error(dropsync(drop, "plan", str(drop.path), "--json", **env), *needles)
 
 
 def test_unknown_drop_is_exit_2(tmp_path: Path) -> None:
-    drop = make_drop(tmp_path)
+    drop = plain_drop(tmp_path)
     assert_config_error(dropsync(drop, "plan", "seq-nope"), "seq-nope: neither a drop folder nor the key")

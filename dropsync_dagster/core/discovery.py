@@ -34,10 +34,15 @@ class Candidate:
     """A file matched by `drop_filename_filter`."""
 
     relpath: str
-    path: Path
+    source: str  # absolute path as text: a Path per file was a planning hot spot
     size: int
     mtime: float
     escapes: bool  # a symlink whose target lies outside the drop
+
+    @property
+    def path(self) -> Path:
+        """The file's path."""
+        return Path(self.source)
 
 
 class Readiness(StrEnum):
@@ -105,9 +110,10 @@ def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
     regex = glob_regex(pattern)
     root = str(drop_dir)
     real_root = os.path.realpath(root)
+    skip = len(os.path.join(root, ""))  # entry paths are root + "/" + relpath (os.relpath is slow)
     out: list[Candidate] = []
     for entry in _walk_files(drop_dir):
-        rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+        rel = entry.path[skip:].replace(os.sep, "/")
         if rel == CONFIG_NAME or rel.endswith(SIDECAR_SUFFIXES) or TEMP_MARKER in entry.name:
             continue
         if not regex.fullmatch(rel):
@@ -118,7 +124,7 @@ def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
             # A dangling link counts as escaping: there is nothing inside the drop to copy.
             escapes = not target.startswith(real_root + os.sep) or not os.path.isfile(target)
         st = entry.stat(follow_symlinks=not escapes)
-        out.append(Candidate(rel, Path(entry.path), st.st_size, st.st_mtime, escapes))
+        out.append(Candidate(rel, entry.path, st.st_size, st.st_mtime, escapes))
     out.sort(key=lambda c: c.relpath)
     return out
 

@@ -19,22 +19,14 @@ from typing import Any, Protocol
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.metadata import MetadataResult
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.templating import apply_lookups, apply_replacements, render
 
 _RUN_SLOT = "\0run\0"
-_TAKEN, _BLOCKED = -1, -2  # occupants of a target that are never identical content
+_TAKEN, _BLOCKED, _OUTSIDE = -1, -2, -3  # occupants of a target that are never identical content
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class MetadataResult:
-    """Rows matched for one file (source name -> row), derived variables, or why none."""
-
-    rows: dict[str, dict[str, Any]]
-    derived: dict[str, str]
-    reason: Reason | None = None
 
 
 class MetadataMatcher(Protocol):
@@ -57,8 +49,8 @@ class Presence:
 class PresenceChecker(Protocol):
     """Finds each planned file's existing LabKey row, in batches."""
 
-    def check(self, entries: list[PlanEntry]) -> dict[str, Presence]:
-        """Presence per relpath for the entries that go ahead."""
+    def check(self, entries: list[PlanEntry], now: datetime) -> dict[str, Presence]:
+        """Presence per relpath for the entries that go ahead; `now` is the plan's time (`now()`)."""
 
 
 @dataclass
@@ -76,6 +68,7 @@ class _Targets:
 
     planned: set[str] = field(default_factory=set)
     stems: dict[str, _RunSlots] = field(default_factory=dict)
+    inside: dict[str, bool] = field(default_factory=dict)  # target folder -> resolves inside
 
 
 def make_plan(
@@ -94,19 +87,20 @@ def make_plan(
     rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
     if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
         raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")
+    # The walk never enters symlinked folders, so a file's real folder is the real drop + relpath.
+    processed_prefix = os.path.join(processed, os.path.relpath(drop.path.resolve(), rebase))
     today = now.strftime("%Y-%m-%d")
     targets = _Targets()
     regex = config.regex
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
-        entry = dict(relpath=cand.relpath, source=str(cand.path), size=cand.size, mtime=cand.mtime)
+        entry = dict(relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime)
         match = regex.match(cand.relpath)
         entry["matched"] = match is not None
-        entry["processed"] = str(processed / os.path.relpath(os.path.realpath(cand.path.parent), rebase) / cand.path.name)
-        entry["processed"] = os.path.normpath(entry["processed"])
+        entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
         entry["processed_taken"] = os.path.lexists(entry["processed"])
-        md5_path = Path(f"{cand.path}.md5")
-        entry["md5_sidecar"] = str(md5_path) if md5_path.is_file() else None
+        md5_path = f"{entry['source']}.md5"
+        entry["md5_sidecar"] = md5_path if os.path.isfile(md5_path) else None
         if match is None:
             entries.append(PlanEntry(**entry, reason=Reason.SKIPPED_NON_MATCH))
             continue
@@ -115,7 +109,7 @@ def make_plan(
             continue
         entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
     if presence is not None:
-        entries = _apply_presence(entries, presence)
+        entries = _apply_presence(entries, presence, now)
     return Plan(
         drop=drop.key,
         drop_path=str(drop.path),
@@ -158,7 +152,7 @@ def _plan_file(
         variables.update(apply_replacements(derived, rules, "var"))
     variables["today"] = today
     if config.filename_sequence == "hash":
-        variables["hash"] = f"{_crc32(cand.path):08X}"
+        variables["hash"] = f"{_crc32(cand.source):08X}"
     target_rel, reason = _choose_target(config, variables, entry.get("metadata", {}), cand, repository, targets)
     if config.filename_sequence == "run" and target_rel is not None and reason is not Reason.UNSAFE_PATH:
         variables["run"] = target_rel[1]
@@ -167,7 +161,7 @@ def _plan_file(
         **entry,
         variables=variables,
         target_relpath=rel,
-        target=str(repository / rel) if rel and reason is not Reason.UNSAFE_PATH else None,
+        target=os.path.join(repository, rel) if rel and reason is not Reason.UNSAFE_PATH else None,
         reason=reason,
     )
 
@@ -191,24 +185,27 @@ def _choose_target(
     number = "1" if config.filename_sequence == "run" else ""
     if stem in targets.planned:
         return (stem, number), Reason.TARGET_CONFLICT
-    if not _resolves_inside(repository, stem):
+    size = _occupant(repository, stem) if _inside(repository, os.path.dirname(stem), targets) else _OUTSIDE
+    if size == _OUTSIDE:
         return (stem, number), Reason.UNSAFE_PATH
     targets.planned.add(stem)
-    size = _occupant(repository, stem)
     if size is None:
         return (stem, number), None
-    same = size == cand.size and _same_content(repository / stem, cand.path)
+    same = size == cand.size and _same_content(os.path.join(repository, stem), cand.source)
     return (stem, number), Reason.ALREADY_SYNCED if same else Reason.TARGET_CONFLICT
 
 
 def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets) -> tuple[str, int, Reason | None]:
     """Identical content at a taken slot below the first free one is `already_synced` there;
     otherwise the first free slot. Each slot is probed once per plan, so planning stays linear."""
-    slots = targets.stems.setdefault(stem, _RunSlots())
     fixed = stem.split(_RUN_SLOT)[0]
+    if not _inside(repository, os.path.dirname(fixed), targets):
+        return stem.replace(_RUN_SLOT, "1"), 1, Reason.UNSAFE_PATH
+    slots = targets.stems.setdefault(stem, _RunSlots())
     while True:
         rel = stem.replace(_RUN_SLOT, str(slots.free))
-        if rel not in targets.planned:
+        # A slot whose folder links out of the repository stays taken: never read, never written.
+        if rel not in targets.planned and _inside(repository, os.path.dirname(rel), targets):
             size = _occupant(repository, rel, fixed)
             if size is None:
                 break
@@ -219,42 +216,48 @@ def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets)
         slots.free += 1
     same_size = slots.taken_by_size.get(cand.size, {})
     for n in same_size:  # ascending: slots are recorded in the order they are probed
-        if _same_content(repository / stem.replace(_RUN_SLOT, str(n)), cand.path):
+        if _same_content(os.path.join(repository, stem.replace(_RUN_SLOT, str(n))), cand.source):
             del same_size[n]
             targets.planned.add(stem.replace(_RUN_SLOT, str(n)))
             return stem.replace(_RUN_SLOT, str(n)), n, Reason.ALREADY_SYNCED
     n, rel = slots.free, stem.replace(_RUN_SLOT, str(slots.free))
-    if not _resolves_inside(repository, rel):
-        return rel, n, Reason.UNSAFE_PATH
     targets.planned.add(rel)
     slots.free += 1
     return rel, n, None
 
 
 def _lexically_safe(rel: str) -> bool:
-    """A target must be relative and free of `..` components."""
-    return bool(rel) and not os.path.isabs(rel) and ".." not in rel.replace("\\", "/").split("/")
+    """A target must be relative, free of `..` components, and name a file, not a folder."""
+    parts = rel.replace("\\", "/").split("/")
+    return bool(rel) and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
 
 
-def _resolves_inside(repository: Path, rel: str) -> bool:
-    """Symlinks already in the repository must not lead the target outside it."""
-    return os.path.realpath(repository / rel).startswith(str(repository) + os.sep)
+def _inside(repository: Path, folder: str, targets: _Targets) -> bool:
+    """Whether a target folder resolves inside the repository (links there must not lead out).
+    Cached per folder: planning writes nothing, and realpath per file was the planner's hot spot."""
+    inside = targets.inside.get(folder)
+    if inside is None:
+        real = os.path.realpath(os.path.join(repository, folder))
+        inside = targets.inside[folder] = real == str(repository) or real.startswith(str(repository) + os.sep)
+    return inside
 
 
 def _occupant(repository: Path, rel: str, fixed: str = "") -> int | None:
-    """None: nothing at `rel`; else the size of a regular file inside the repository, or _TAKEN
-    (never read: a folder, a link out), or _BLOCKED (a file sits where a folder of `fixed` must be)."""
+    """None: nothing at `rel` (whose folder resolves inside); else the size of a regular file,
+    _TAKEN (a folder, a dangling link), _OUTSIDE (a link out: never read), or _BLOCKED (a file
+    sits where a folder of `fixed` must be)."""
+    path = os.path.join(repository, rel)
     try:
-        st = os.lstat(repository / rel)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     except NotADirectoryError:
         return _BLOCKED if _blocked(repository, fixed) else _TAKEN
-    if not _resolves_inside(repository, rel):
-        return _TAKEN
     if stat.S_ISLNK(st.st_mode):
+        if not os.path.realpath(path).startswith(str(repository) + os.sep):
+            return _OUTSIDE
         try:
-            st = os.stat(repository / rel)
+            st = os.stat(path)
         except FileNotFoundError:
             return _TAKEN  # a dangling link still occupies the name
     return st.st_size if stat.S_ISREG(st.st_mode) else _TAKEN
@@ -268,7 +271,7 @@ def _blocked(repository: Path, prefix: str) -> bool:
     return os.path.lexists(folder) and not folder.is_dir()
 
 
-def _same_content(a: Path, b: Path) -> bool:
+def _same_content(a: str | Path, b: str | Path) -> bool:
     """Byte comparison that stops at the first difference."""
     with open(a, "rb") as fa, open(b, "rb") as fb:
         while True:
@@ -279,7 +282,7 @@ def _same_content(a: Path, b: Path) -> bool:
                 return True
 
 
-def _crc32(path: Path) -> int:
+def _crc32(path: str) -> int:
     crc = 0
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -287,9 +290,9 @@ def _crc32(path: Path) -> int:
     return crc
 
 
-def _apply_presence(entries: list[PlanEntry], presence: PresenceChecker) -> list[PlanEntry]:
+def _apply_presence(entries: list[PlanEntry], presence: PresenceChecker, now: datetime) -> list[PlanEntry]:
     """Annotate write actions; `writeback_skipped` and presence-key collisions stop files."""
-    found = presence.check([e for e in entries if e.goes_ahead])
+    found = presence.check([e for e in entries if e.goes_ahead], now)
     out = []
     for e in entries:
         p = found.get(e.relpath)

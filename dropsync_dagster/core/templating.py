@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from dropsync_dagster.core.errors import ConfigError
@@ -52,26 +53,42 @@ def render(
     metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """Fill every placeholder; a value that is missing here is a ConfigError naming it."""
+    # Values are joined in as plain text: no backslash or group processing can touch them.
+    pieces = _pieces(template)
+    out = [pieces[0]]
+    for i in range(1, len(pieces), 3):
+        out.append(_value(template, pieces[i], pieces[i + 1], variables, metadata))
+        out.append(pieces[i + 2])
+    return "".join(out)
 
-    def fill(m: re.Match[str]) -> str:
-        name, field = m.group(1), m.group(2)
-        if field is None:
-            if name not in variables:
-                raise ConfigError(f"template '{template}': no value for <{name}>")
-            return str(variables[name])
-        row = (metadata or {}).get(name)
-        if row is None:
-            raise ConfigError(f"template '{template}': no row matched in source '{name}'")
-        if field not in row:
-            raise ConfigError(
-                f"template '{template}': source '{name}' has no field '{field}' "
-                f"(fields: {', '.join(sorted(map(str, row)))})"
-            )
-        value = row[field]
-        return "" if value is None else str(value)
 
-    # A function replacement inserts the text literally (no backslash or group processing).
-    return _PLACEHOLDER.sub(fill, template)
+@lru_cache(maxsize=256)
+def _pieces(template: str) -> tuple[str | None, ...]:
+    """`literal, name, field, literal, ...`, parsed once per template (planning renders per file)."""
+    return tuple(_PLACEHOLDER.split(template))
+
+
+def _value(
+    template: str,
+    name: str,
+    field: str | None,
+    variables: Mapping[str, str],
+    metadata: Mapping[str, Mapping[str, Any]] | None,
+) -> str:
+    if field is None:
+        if name not in variables:
+            raise ConfigError(f"template '{template}': no value for <{name}>")
+        return str(variables[name])
+    row = (metadata or {}).get(name)
+    if row is None:
+        raise ConfigError(f"template '{template}': no row matched in source '{name}'")
+    if field not in row:
+        raise ConfigError(
+            f"template '{template}': source '{name}' has no field '{field}' "
+            f"(fields: {', '.join(sorted(map(str, row)))})"
+        )
+    value = row[field]
+    return "" if value is None else str(value)
 
 
 def apply_replacements(
