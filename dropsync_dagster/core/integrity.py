@@ -221,7 +221,8 @@ def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
             raise RefusedError(f"cannot copy {source} to {target}: {err.strerror}") from err
         finally:
             os.close(src)
-        if _hash_fd(entry.data.fd, expected.md5 is not None, None, entry.data.path) != expected:
+        # BLAKE3 alone proves the bytes equal those hashed before; their MD5 then is expected.md5.
+        if not _same_content(_hash_fd(entry.data.fd, False, None, entry.data.path), expected):
             entry.data.discard()
             entry.data, entry.outcome = None, CopyOutcome.NOT_VERIFIED
             return
@@ -263,6 +264,10 @@ def _publish(entry: _Pending) -> None:
             entry.sidecar.discard()
 
 
+def _same_content(got: Digests, expected: Digests) -> bool:
+    return (got.size, got.blake3) == (expected.size, expected.blake3)
+
+
 def _existing_outcome(target: Path, expected: Digests) -> CopyOutcome:
     return CopyOutcome.ALREADY_SYNCED if _holds(target, expected) else CopyOutcome.TARGET_CONFLICT
 
@@ -281,7 +286,7 @@ def _holds(path: Path, expected: Digests) -> bool:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size != expected.size:
             return False
-        return _hash_fd(fd, False, None, path).blake3 == expected.blake3
+        return _same_content(_hash_fd(fd, False, None, path), expected)
     finally:
         os.close(fd)
 
