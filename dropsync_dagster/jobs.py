@@ -9,4 +9,8 @@ sync_drop = dg.define_asset_job(
     selection=dg.AssetSelection.groups("dropsync"),
     partitions_def=drops,
     description="Plan, hash, copy, record and archive one drop.",
+    # One process per run: the steps are a chain, and a process per step (the multiprocess
+    # default) costs more CPU than a small drop's whole sync. Runs run side by side instead
+    # (max_concurrent_runs); choose `multiprocess` in the launchpad to overlap archive and copies.
+    config={"execution": {"config": {"in_process": {}}}},
 )

@@ -5,4 +5,5 @@ pytest_plugins = [
     "dropsync_dagster_tests.fixtures.couchdb",
     "dropsync_dagster_tests.fixtures.labkey",
     "dropsync_dagster_tests.fixtures.postgres",
+    "dropsync_dagster_tests.fixtures.dagster_procs",
 ]
