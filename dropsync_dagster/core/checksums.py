@@ -9,7 +9,7 @@ from dropsync_dagster.core import progress
 from dropsync_dagster.core.integrity import hash_files
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, FileChecksum
-from dropsync_dagster.core.sidecars import read_md5_sidecar, write_sidecar
+from dropsync_dagster.core.sidecars import flush_filesystems, read_md5_sidecar, read_sidecar, write_sidecar
 
 
 def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
@@ -24,6 +24,7 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
     with progress.task(f"hashing {plan.drop}", sum(e.size for e in entries)) as on_bytes:
         digests = hash_files(jobs, on_bytes=on_bytes)
     files: dict[str, FileChecksum] = {}
+    written: list[Path] = []
     for entry in entries:
         d = digests[Path(entry.source)]
         expected = expected_md5.get(entry.relpath)
@@ -32,8 +33,12 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
             sidecar="md5" if expected else "blake3",
             reason=_verdict(entry, d.size, d.md5, expected),
         )
-        if expected is None and files[entry.relpath].reason is None:
-            write_sidecar(Path(entry.source), "blake3", d.blake3, Path(entry.source).name)
+        source = Path(entry.source)
+        if expected is None and files[entry.relpath].reason is None and read_sidecar(source, "blake3") != d.blake3:
+            write_sidecar(source, "blake3", d.blake3, source.name, durable=False)
+            written.append(source.parent)
+    if written:
+        flush_filesystems(sorted(set(written)))  # one syncfs for every sidecar, not two fsyncs each
     return ChecksumsResult(
         drop=plan.drop,
         files=files,

@@ -292,31 +292,54 @@ def _holds(path: Path, expected: Digests) -> bool:
 
 
 def move_original(source: Path, dest: Path, expected: Digests) -> MoveOutcome:
-    """Move an original and its `.md5`/`.blake3` sidecars to `dest`, never overwriting; across
-    filesystems it is copied, made durable and verified against `expected` before the unlink.
-    A re-run after a crash finishes a half-done move."""
-    sidecars.make_parents(dest.parent)
+    """Move one original and its `.md5`/`.blake3` sidecars to `dest` (see move_originals)."""
+    return move_originals([(source, dest, expected)])[0]
+
+
+def move_originals(moves: Sequence[tuple[Path, Path, Digests]]) -> list[MoveOutcome]:
+    """Move originals and their sidecars, never overwriting; across filesystems each is copied,
+    made durable and verified against its digests before the unlink. Outcomes follow `moves`.
+
+    Every new name is made durable (one `syncfs` per filesystem) before any source is unlinked,
+    and the unlinks once more at the end. A re-run after a crash finishes a half-done move."""
+    outcomes: list[MoveOutcome] = []
+    linked: list[tuple[Path, Path, bool]] = []
+    for source, dest, expected in moves:
+        sidecars.make_parents(dest.parent)
+        outcome, needs_unlink = _link_original(source, dest, expected)
+        outcomes.append(outcome)
+        if outcome is MoveOutcome.MOVED:
+            linked.append((source, dest, needs_unlink))
+    if not linked:
+        return outcomes
+    sidecars.flush_filesystems(sorted({dest.parent for _, dest, _ in linked}))
+    for source, dest, needs_unlink in linked:
+        if needs_unlink:
+            os.unlink(source)
+        _move_sidecars(source, dest)
+    sidecars.flush_filesystems(sorted({p for s, d, _ in linked for p in (s.parent, d.parent)}))
+    return outcomes
+
+
+def _link_original(source: Path, dest: Path, expected: Digests) -> tuple[MoveOutcome, bool]:
+    """Give the original its new name; (outcome, whether the source name is still to unlink)."""
     if not os.path.lexists(source):
         # Crashed after the data moved but before its sidecars did.
         if not _holds(dest, expected):
             raise IntegrityError(f"original {source} is gone and {dest} does not hold it")
-    else:
-        try:
-            os.link(source, dest, follow_symlinks=False)
-        except FileExistsError:
-            same = os.path.samestat(os.lstat(source), os.lstat(dest))  # crashed between link and unlink
-            if not (same or (_holds(dest, expected) and _holds(source, expected))):
-                return MoveOutcome.EXISTS
-        except OSError as err:
-            if err.errno != errno.EXDEV:
-                raise RefusedError(f"cannot move {source} to {dest}: {err.strerror}") from err
-            if not _copy_across(source, dest, expected):
-                return MoveOutcome.EXISTS
-        sidecars.fsync_dir(dest.parent)
-        os.unlink(source)
-    _move_sidecars(source, dest)
-    sidecars.fsync_dir(source.parent)
-    return MoveOutcome.MOVED
+        return MoveOutcome.MOVED, False
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except FileExistsError:
+        same = os.path.samestat(os.lstat(source), os.lstat(dest))  # crashed between link and unlink
+        if not (same or (_holds(dest, expected) and _holds(source, expected))):
+            return MoveOutcome.EXISTS, False
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise RefusedError(f"cannot move {source} to {dest}: {err.strerror}") from err
+        if not _copy_across(source, dest, expected):
+            return MoveOutcome.EXISTS, False
+    return MoveOutcome.MOVED, True
 
 
 def _copy_across(source: Path, dest: Path, expected: Digests) -> bool:
@@ -339,5 +362,5 @@ def _move_sidecars(source: Path, dest: Path) -> None:
             continue
         if dest.name != source.name:
             data = sidecars.sidecar_line(kind, sidecars.read_sidecar(source, kind) or "", dest.name).encode("utf-8")
-        sidecars.write_atomic(sidecars.sidecar_path(dest, kind), data)
+        sidecars.write_atomic(sidecars.sidecar_path(dest, kind), data, durable=False)
         os.unlink(old)

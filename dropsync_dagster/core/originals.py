@@ -7,8 +7,9 @@ from pathlib import Path
 
 from dropsync_dagster.core.discovery import candidate_files, fingerprint
 from dropsync_dagster.core.gates import move_gate
-from dropsync_dagster.core.integrity import MoveOutcome, move_original
-from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.integrity import MoveOutcome
+from dropsync_dagster.core.integrity import move_originals as move_originals_batch
+from dropsync_dagster.core.model import Plan, Reason
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileMove, OriginalsResult
 from dropsync_dagster.core.settings import Settings
 
@@ -25,6 +26,7 @@ def move_originals(
     """Move each original (and its sidecars) to its processed destination, or say why not."""
     settings.check_writable(plan.processed_folder, "processed_folder")
     files: dict[str, FileMove] = {}
+    moves = []
     for entry in plan.entries:
         if not entry.matched:
             continue
@@ -34,11 +36,12 @@ def move_originals(
         )
         if reason is not None:
             files[entry.relpath] = FileMove(outcome="held", reason=reason)
-            continue
-        outcome = move_original(Path(entry.source), Path(entry.processed), checksum.digests)
+        else:
+            moves.append((entry, (Path(entry.source), Path(entry.processed), checksum.digests)))
+    for (entry, _), outcome in zip(moves, move_originals_batch([m for _, m in moves])):
         files[entry.relpath] = FileMove(
             outcome=str(outcome),
-            reason="exists" if outcome == MoveOutcome.EXISTS else None,
+            reason=Reason.EXISTS if outcome == MoveOutcome.EXISTS else None,
             processed=entry.processed,
         )
     after = fingerprint(candidate_files(Path(plan.drop_path), plan.config.drop_filename_filter))

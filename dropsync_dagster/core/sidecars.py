@@ -79,25 +79,29 @@ def read_md5_sidecar(file: Path) -> str | None:
     return read_sidecar(file, "md5")
 
 
-def write_sidecar(file: Path, kind: SidecarKind, digest: str, name: str) -> Path:
-    """Write `<file>.<kind>` atomically and durably as `HEX  name`; returns the sidecar's path."""
+def write_sidecar(file: Path, kind: SidecarKind, digest: str, name: str, durable: bool = True) -> Path:
+    """Write `<file>.<kind>` atomically as `HEX  name`; returns the sidecar's path.
+
+    `durable=False` leaves the flush to the caller (one `sync_folders` for a whole batch)."""
     path = sidecar_path(file, kind)
-    write_atomic(path, sidecar_line(kind, digest, name).encode("utf-8"))
+    write_atomic(path, sidecar_line(kind, digest, name).encode("utf-8"), durable)
     return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` via a durable temporary file and a rename."""
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace `path` with `data` via a temporary file and a rename (fsync'ed when `durable`)."""
     staged = StagedFile.create(path)
     try:
         staged.write(data)
-        os.fsync(staged.fd)
+        if durable:
+            os.fsync(staged.fd)
         os.replace(staged.path, path)
     except BaseException:
         staged.discard()
         raise
     staged.close()
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def _check_digest(kind: SidecarKind, digest: str, name: str) -> None:
@@ -300,3 +304,12 @@ def sync_folders(folders: list[Path], by_syncfs: bool) -> None:
             syncfs(fd)
         finally:
             os.close(fd)
+
+
+def flush_filesystems(folders: list[Path]) -> None:
+    """Make everything written under `folders` durable: one `syncfs` per filesystem (Linux),
+    else a full `sync`. For batches of files written with `durable=False`."""
+    if _SYNCFS is None:
+        os.sync()
+        return
+    sync_folders(folders, by_syncfs=True)

@@ -49,12 +49,9 @@ def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
     assert (drop.processed / fastq_relpath(read=1)).exists()
     assert (drop.processed / (fastq_relpath(read=1) + ".md5")).exists()
     assert (drop.processed / (fastq_relpath(read=3) + ".blake3")).exists()
-    assert checks == {
-        "targets_unique_and_inside_repository": True,
-        "copies_match_source_digests": True,
-        "archive_matches_checksums": True,
-        "originals_accounted_for": True,
-    }
+    assert all(checks.values()), checks
+    assert {"targets_unique_and_inside_repository", "copies_match_source_digests",
+            "archive_matches_checksums", "originals_accounted_for"} <= set(checks)
 
 
 def test_rerun_is_idempotent(tmp_path: Path) -> None:
