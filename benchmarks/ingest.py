@@ -5,7 +5,10 @@ Each of our trials gets a fresh drop made of hard links to the same data (set-up
 a fresh repository and processed folder. Also measures what Dagster's start-up costs: the time
 to import the definitions, and a 1-file drop end to end.
 
-    .venv/bin/python benchmarks/ingest.py [--pairs 3] [--scale 1.0] [--only large|small]
+    .venv/bin/python benchmarks/ingest.py [--pairs 3] [--scale 1.0] [--only large|small] [--encrypt]
+
+With --encrypt the drops are also archived (tar → gpg, validated) and the baseline adds
+`tar -cf - DROP | gpg --symmetric --cipher-algo AES256 --compress-algo none`.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...]
     return elapsed
 
 
-def ours(work: Path, master: Path, trial: int) -> float:
-    """One dropsync trial on a hard-linked copy of the master drop."""
+def ours(work: Path, master: Path, trial: int, encrypt: bool = False) -> float:
+    """One dropsync trial on a hard-linked copy of the master drop (archived too with `encrypt`)."""
     root = work / f"drops{trial}"
     drop, repo, processed = root / "drop", work / f"repo{trial}", work / f"processed{trial}"
     for folder in (root, repo, processed):
@@ -70,37 +73,69 @@ def ours(work: Path, master: Path, trial: int) -> float:
         "DROPSYNC_STATE_DIR": str(work / "state"),
         "DAGSTER_HOME": str(work / "dagster_home"),
     }
+    if encrypt:
+        env.update({
+            "GNUPGHOME": str(keyring(work)),
+            "DROPSYNC_GPG_RECIPIENTS": RECIPIENT,
+            "DROPSYNC_ARCHIVE_DIR": str(work / f"archive{trial}"),
+            "DROPSYNC_KEY_DIR": str(work / f"keys{trial}"),
+        })
     os.sync()
     elapsed = timed([PYTHON, "-m", "dropsync_dagster.cli", "sync", str(drop), "--do-it", "--yes"], env)
-    for folder in (root, repo, processed):
+    for folder in (root, repo, processed, work / f"archive{trial}", work / f"keys{trial}"):
         remove_tree(folder)
     return elapsed
 
 
-def baseline(work: Path, master: Path) -> float:
-    """`cp -r` then `sync`, the floor any verified copy is measured against."""
-    target = work / "cp_target"
+def baseline(work: Path, master: Path, encrypt: bool = False) -> float:
+    """`cp -r` then `sync` (plus `tar | gpg` with `encrypt`): the floor we are measured against."""
+    target, archive = work / "cp_target", work / "baseline.tar.gpg"
     remove_tree(target)
+    archive.unlink(missing_ok=True)
     os.sync()
-    elapsed = timed(["sh", "-c", f"cp -r '{master}' '{target}' && sync"])
+    script = f"cp -r '{master}' '{target}'"
+    if encrypt:
+        script += (
+            f" && tar -cf - -C '{master}' . | gpg --homedir '{keyring(work)}' --batch --yes --pinentry-mode loopback"
+            f" --passphrase-fd 3 --symmetric --cipher-algo AES256 --compress-algo none -o '{archive}'"
+            f" 3< <(printf %s {'ab' * 32})"
+        )
+    elapsed = timed(["bash", "-c", script + " && sync"])
     remove_tree(target)
+    archive.unlink(missing_ok=True)
     return elapsed
 
 
-def compare(name: str, work: Path, master: Path, pairs: int) -> dict:
+RECIPIENT = "bench@dropsync.invalid"
+
+
+def keyring(work: Path) -> Path:
+    """A throwaway keyring with one recipient, made once per benchmark folder."""
+    home = work / "gnupg"
+    if not home.exists():
+        home.mkdir(mode=0o700)
+        subprocess.run(
+            ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "",
+             "--quick-gen-key", f"bench <{RECIPIENT}>", "future-default", "default", "never"],
+            check=True, capture_output=True,
+        )
+    return home
+
+
+def compare(name: str, work: Path, master: Path, pairs: int, encrypt: bool = False) -> dict:
     mine, base = [], []
     for trial in range(pairs):
         # Alternate who goes first, so neither always inherits a warm or a dirty cache.
         if trial % 2 == 0:
-            mine.append(ours(work, master, trial))
-            base.append(baseline(work, master))
+            mine.append(ours(work, master, trial, encrypt))
+            base.append(baseline(work, master, encrypt))
         else:
-            base.append(baseline(work, master))
-            mine.append(ours(work, master, trial))
+            base.append(baseline(work, master, encrypt))
+            mine.append(ours(work, master, trial, encrypt))
     ratios = [m / b for m, b in zip(mine, base)]
     size = tree_bytes(master)
     row = {
-        "drop": name,
+        "drop": name + (" (+ encrypted archive vs + tar | gpg)" if encrypt else ""),
         "bytes": size,
         "dropsync_s": [round(x, 2) for x in mine],
         "cp_sync_s": [round(x, 2) for x in base],
@@ -130,6 +165,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply file sizes/counts (quick runs)")
     parser.add_argument("--only", choices=["large", "small"], default=None)
     parser.add_argument("--keep", action="store_true", help="keep the master data for another run")
+    parser.add_argument("--encrypt", action="store_true", help="archive with gpg too; baseline adds tar | gpg")
     args = parser.parse_args()
     work = args.dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -138,11 +174,11 @@ def main() -> None:
     if args.only in (None, "large"):
         master = work / "master_large"
         build(master, [("big", 4, int(512 * MiB * s)), ("small", int(2000 * s), 16 * KiB)])
-        compare("4 x 512 MiB + 2,000 x 16 KiB", work, master, args.pairs)
+        compare("4 x 512 MiB + 2,000 x 16 KiB", work, master, args.pairs, args.encrypt)
     if args.only in (None, "small"):
         master = work / "master_small"
         build(master, [("small", int(10_000 * s), 16 * KiB)])
-        compare("10,000 x 16 KiB", work, master, args.pairs)
+        compare("10,000 x 16 KiB", work, master, args.pairs, args.encrypt)
     startup(work)
     if not args.keep:
         remove_tree(work)
