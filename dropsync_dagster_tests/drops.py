@@ -7,6 +7,7 @@
     drop.mark_ready()
     env = drop.env()                             # DROPSYNC_* for a subprocess or Settings.from_env
     plan = drop.plan()                           # make_plan on this drop, read-only
+    drop.write_config(SEED_MINIMAL)              # the seed README's own sync.yml texts, verbatim
 
 File contents are tiny and derived from the relative path, so two files never share content
 unless a test says so.
@@ -34,6 +35,53 @@ SEED_REGEX = (
     r"(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_[A-Z][0-9]+_[A-Z][0-9]{3})_(?P<suffix>[^.]+)"
 )
 SEED_FILENAME = "scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz"
+
+# The seed README's "Minimal config (no metadata usage)", verbatim (indentation restored):
+# double-quoted YAML with `\/` escapes, `field_parameters` without `fields`, trailing comments.
+SEED_MINIMAL = r"""# <drop_folder>/sync.yml
+drop_filename_filter: "**/*.fastq.gz"
+drop_filename_regex: "[^\\/]+\\/(?P<phase>[^\\/]+)\/.*(?P<seq>SEQ_[A-Z]{5}).*(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_[A-Z][0-9]+_[A-Z][0-9]{3})_(?P<suffix>[^.]+)"
+repository_folder: /cluster/work/nexusintercept/data-repository
+repository_filename: scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz
+processed_folder: /cluster/work/nexusintercept/data-processed
+filename_sequence: run
+labkey:
+  host: intercept-labkey-dev.nexus.ethz.ch # set to your LabKey host
+  container: "LOOP Intercept" # set to your LabKey container/folder
+  schema: exp # adjust to your schema
+  table: data # adjust to your table
+field_parameters:
+  Path_To_Synced_Data: file_list
+"""
+
+# The seed README's `dm/sync.yml.TEMPLATE` excerpt, verbatim (indentation restored).
+SEED_TEMPLATE = r"""drop_filename_regex: "[^\/]+\/(?P<phase>[^\/]+)\/.*(?P<seq>SEQ_[A-Z]{5}).*(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_[A-Z][0-9]+_[A-Z][0-9]{3})_(?P<suffix>[^.]+)"
+drop_filename_filter: "**/*.fastq.gz"
+repository_folder: data/repository
+repository_filename: scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz
+processed_folder: data/processed
+filename_sequence: run
+labkey:
+  host: your-labkey-host.example.org
+  container: LOOP Intercept
+  schema: exp
+  table: data
+fields:
+  Name: <lib>_<seq>_r<run>
+  Project_Phase: <phase>
+  Run_Number: <run>
+  Uploaded_Filename_Prefix: <prefix>
+  Data_synced: true
+  Date_Of_Syncing: now()
+  Date_Of_Uploading: drop_file_mtime()
+  Path_To_Synced_Data:
+field_parameters:
+  Path_To_Synced_Data: file_list
+  Uploaded_Filename_Prefix: file_list_aggregator
+lookups:
+  phase:
+    btki: BTKi
+"""
 
 
 def seed_config(repository: Path | str, processed: Path | str, **overrides: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _drop_roots(value: str) -> tuple[DropRoot, ...]:
     roots: list[DropRoot] = []
     for entry in _split(value):
         name, sep, path = entry.partition("=")
-        if not sep:
+        if not sep or os.sep in name:  # a bare path, which may itself contain '='
             name, path = "", entry
         real = Path(os.path.realpath(path.strip()))
         roots.append(DropRoot(name.strip() or real.name, real))

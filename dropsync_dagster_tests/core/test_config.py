@@ -9,54 +9,7 @@ import pytest
 
 from dropsync_dagster.core.config import load_config
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster_tests.drops import SEED_REGEX, make_drop, seed_config
-
-# The seed README's "Minimal config (no metadata usage)", verbatim (indentation restored):
-# double-quoted YAML with `\/` escapes, `field_parameters` without `fields`, trailing comments.
-SEED_MINIMAL = r"""# <drop_folder>/sync.yml
-drop_filename_filter: "**/*.fastq.gz"
-drop_filename_regex: "[^\\/]+\\/(?P<phase>[^\\/]+)\/.*(?P<seq>SEQ_[A-Z]{5}).*(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_[A-Z][0-9]+_[A-Z][0-9]{3})_(?P<suffix>[^.]+)"
-repository_folder: /cluster/work/nexusintercept/data-repository
-repository_filename: scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz
-processed_folder: /cluster/work/nexusintercept/data-processed
-filename_sequence: run
-labkey:
-  host: intercept-labkey-dev.nexus.ethz.ch # set to your LabKey host
-  container: "LOOP Intercept" # set to your LabKey container/folder
-  schema: exp # adjust to your schema
-  table: data # adjust to your table
-field_parameters:
-  Path_To_Synced_Data: file_list
-"""
-
-# The seed README's `dm/sync.yml.TEMPLATE` excerpt, verbatim (indentation restored).
-SEED_TEMPLATE = r"""drop_filename_regex: "[^\/]+\/(?P<phase>[^\/]+)\/.*(?P<seq>SEQ_[A-Z]{5}).*(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_[A-Z][0-9]+_[A-Z][0-9]{3})_(?P<suffix>[^.]+)"
-drop_filename_filter: "**/*.fastq.gz"
-repository_folder: data/repository
-repository_filename: scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz
-processed_folder: data/processed
-filename_sequence: run
-labkey:
-  host: your-labkey-host.example.org
-  container: LOOP Intercept
-  schema: exp
-  table: data
-fields:
-  Name: <lib>_<seq>_r<run>
-  Project_Phase: <phase>
-  Run_Number: <run>
-  Uploaded_Filename_Prefix: <prefix>
-  Data_synced: true
-  Date_Of_Syncing: now()
-  Date_Of_Uploading: drop_file_mtime()
-  Path_To_Synced_Data:
-field_parameters:
-  Path_To_Synced_Data: file_list
-  Uploaded_Filename_Prefix: file_list_aggregator
-lookups:
-  phase:
-    btki: BTKi
-"""
+from dropsync_dagster_tests.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
 
 SEED_FILE = "scRNA/btki/2026-11-20/SEQ_ABCDE/ABC_DEFGHI_S1_L001_R1_001.fastq.gz"
 SEED_GROUPS = {"phase": "btki", "seq": "SEQ_ABCDE", "prefix": "ABC_DEFGHI_S1_L001", "lib": "ABC_DEFGHI", "suffix": "R1_001"}

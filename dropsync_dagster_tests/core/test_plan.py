@@ -14,7 +14,15 @@ from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.plan import MetadataResult
 from dropsync_dagster.core.report import copy_action, move_action, stopped
-from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.drops import (
+    SEED_MINIMAL,
+    SEED_TEMPLATE,
+    Drop,
+    fastq_content,
+    fastq_relpath,
+    make_drop,
+    seed_config,
+)
 
 SEED_FILE = "scRNA/btki/2026-11-20/SEQ_ABCDE/ABC_DEFGHI_S1_L001_R1_001.fastq.gz"
 SEED_TARGET = "scRNA/raw/btki/ABC_DEFGHI/ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz"
@@ -63,6 +71,24 @@ def test_seed_example_with_relative_folders_of_the_template(tmp_path: Path) -> N
     plan = drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(drop.path / "data")))
     assert plan.repository_folder == str(drop.path / "data" / "repository")
     assert plan.entries[0].target == str(drop.path / "data" / "repository" / SEED_TARGET)
+
+
+def test_seed_minimal_config_plans_unchanged(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(SEED_MINIMAL)  # absolute /cluster folders: planning needs no allowed roots
+    drop.add_file(SEED_FILE)
+    (entry,) = drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=None)).entries
+    assert entry.target == f"/cluster/work/nexusintercept/data-repository/{SEED_TARGET}"
+    assert entry.processed == f"/cluster/work/nexusintercept/data-processed/{SEED_FILE}"
+
+
+def test_seed_template_plans_unchanged(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(SEED_TEMPLATE)  # folders relative to the drop; lookups phase btki -> BTKi
+    drop.add_file(SEED_FILE)
+    (entry,) = drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(drop.path / "data"))).entries
+    assert entry.target == str(drop.path / "data/repository" / SEED_TARGET.replace("/btki/", "/BTKi/"))
+    assert entry.variables["phase"] == "BTKi" and entry.variables["run"] == "1"
 
 
 def test_run_is_smallest_free_in_plan_and_repository(tmp_path: Path) -> None:

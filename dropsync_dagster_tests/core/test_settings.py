@@ -39,6 +39,11 @@ def test_empty_name_defaults_to_basename(tmp_path: Path) -> None:
     assert roots == (DropRoot("a", tmp_path / "a"),)
 
 
+def test_a_bare_path_may_contain_equals(tmp_path: Path) -> None:
+    roots = Settings.from_env({"DROPSYNC_DROP_ROOTS": f"{tmp_path}/run=7"}).drop_roots
+    assert roots == (DropRoot("run=7", tmp_path / "run=7"),)
+
+
 def test_duplicate_root_names_are_an_error(tmp_path: Path) -> None:
     value = os.pathsep.join([f"{tmp_path}/x/drops", f"{tmp_path}/y/drops"])
     with pytest.raises(ConfigError, match="DROPSYNC_DROP_ROOTS: two roots are named 'drops'"):
