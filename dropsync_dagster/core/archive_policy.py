@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,14 @@ class ArchivePolicy:
             key_dir=Path(key_dir) if key_dir else state_dir / "keys",
             required=required,
             gnupghome=gnupghome or None,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], state_dir: Path) -> ArchivePolicy:
+        """The policy from GNUPGHOME and the DROPSYNC_GPG_*/ARCHIVE/KEY/REQUIRE variables."""
+        return cls.from_values(
+            state_dir, env.get("DROPSYNC_GPG_RECIPIENTS"), env.get("DROPSYNC_ARCHIVE_DIR"),
+            env.get("DROPSYNC_KEY_DIR"), env.get("DROPSYNC_REQUIRE_ARCHIVE"), env.get("GNUPGHOME"),
         )
 
     def decide(self, section: ArchiveSection) -> tuple[bool, str]:

@@ -26,12 +26,4 @@ class GpgResource(EnvBackedResource):
 
     def policy(self, settings: Settings) -> ArchivePolicy:
         """The parsed policy; the folders default to `archive/` and `keys/` in the state folder."""
-        env = self.env()
-        return ArchivePolicy.from_values(
-            settings.state_dir,
-            env.get("DROPSYNC_GPG_RECIPIENTS"),
-            env.get("DROPSYNC_ARCHIVE_DIR"),
-            env.get("DROPSYNC_KEY_DIR"),
-            env.get("DROPSYNC_REQUIRE_ARCHIVE"),
-            env.get("GNUPGHOME"),
-        )
+        return ArchivePolicy.from_env(self.env(), settings.state_dir)

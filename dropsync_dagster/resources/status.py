@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.status import MAX_FAILURES, StatusStore
-from dropsync_dagster.core.status_couchdb import DEFAULT_DB, CouchDBStatusStore
-from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.status import StatusStore
+from dropsync_dagster.core.status_open import open_store, status_limits
 from dropsync_dagster.resources.env_backed import EnvBackedResource
-
-DEFAULT_LEASE_SECONDS = 900.0
 
 
 class StatusResource(EnvBackedResource):
@@ -32,23 +28,9 @@ class StatusResource(EnvBackedResource):
     lease_seconds: str | None = None
 
     def store(self, settings: Settings) -> StatusStore:
-        """The configured store (credentials stay inside it, never in messages)."""
-        env = self.env()
-        url = env.get("DROPSYNC_COUCHDB_URL")
-        if url:
-            return CouchDBStatusStore(
-                url, env.get("DROPSYNC_COUCHDB_DB") or DEFAULT_DB,
-                env.get("DROPSYNC_COUCHDB_USER") or None, env.get("DROPSYNC_COUCHDB_PASSWORD") or None,
-            )
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteStatusStore(settings.state_dir / DEFAULT_FILENAME)
+        """The configured store."""
+        return open_store(self.env(), settings.state_dir)
 
     def limits(self) -> tuple[int, float]:
         """(failures before `failed`, lease seconds)."""
-        env = self.env()
-        try:
-            failures = int(env.get("DROPSYNC_MAX_FAILURES") or MAX_FAILURES)
-            lease = float(env.get("DROPSYNC_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
-        except ValueError as exc:
-            raise ConfigError(f"DROPSYNC_MAX_FAILURES / DROPSYNC_LEASE_SECONDS: {exc}") from exc
-        return failures, lease
+        return status_limits(self.env())
