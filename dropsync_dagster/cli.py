@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -10,23 +11,25 @@ import click
 from dropsync_dagster.core.archive import list_generations
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import rewrap_key
-from dropsync_dagster.core.discovery import key_of, resolve_drop
+from dropsync_dagster.core.discovery import DropFolder, key_of, resolve_drop
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.labkey_plan import plan_drop
 from dropsync_dagster.cli_status import lineage, register, reset, status
 from dropsync_dagster.console import print_plan
 from dropsync_dagster.core.report import stopped
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.sync_command import sync_now
 
 
 
-def plan_for(settings: Settings, drop: str) -> Plan:
-    """Resolve a drop path or key and plan it (read-only)."""
+def plan_for(settings: Settings, drop: str) -> tuple[DropFolder, Plan]:
+    """Resolve a drop path or key and plan it (read-only), asking LabKey as the job's resource does:
+    credentials from LABKEY_API_KEY (or ~/.netrc)."""
     folder = resolve_drop(settings, drop)
-    return make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
+    return folder, plan_drop(folder, load_config(folder.path / CONFIG_NAME), settings, LabKeyResource().client)
 
 
 @click.group()
@@ -39,7 +42,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan document as JSON.")
 def plan(drop: str, as_json: bool) -> None:
     """Show what syncing DROP (a folder or partition key) would do; changes nothing."""
-    result = plan_for(Settings.from_env(), drop)
+    _, result = plan_for(Settings.from_env(), drop)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     else:
@@ -54,8 +57,7 @@ def plan(drop: str, as_json: bool) -> None:
 def sync(drop: str, do_it: bool, yes: bool) -> None:
     """Sync DROP through the Dagster job, in this process, recorded on the instance."""
     settings = Settings.from_env()
-    folder = resolve_drop(settings, drop)
-    planned = make_plan(folder, load_config(folder.path / CONFIG_NAME), settings)
+    folder, planned = plan_for(settings, drop)
     print_plan(planned)
     if not do_it:
         sys.exit(1 if stopped(planned) else 0)
@@ -109,6 +111,9 @@ _EXITS = (
 
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every known failure."""
+    # Retry warnings (LabKey backoff) would otherwise reach stderr through logging's last resort;
+    # the final error line already says how many attempts were made.
+    logging.getLogger("dropsync_dagster").addHandler(logging.NullHandler())
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

@@ -12,7 +12,13 @@ from rich.table import Table
 
 from dropsync_dagster.core import progress
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.report import copy_plan_rows, move_plan_rows, plan_rows
+from dropsync_dagster.core.report import (
+    copy_plan_rows,
+    labkey_create_rows,
+    labkey_diff_rows,
+    move_plan_rows,
+    plan_rows,
+)
 
 # Piped output (logs, CI) gets wide tables instead of 80 folded columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -44,8 +50,13 @@ def _is_skip(value: str, flag: str) -> bool:
 
 
 def print_plan(plan: Plan) -> None:
-    """The old tool's three dry-run tables."""
+    """The old tool's dry-run tables: plan, copy plan, move plan and, with LabKey, the update
+    diffs and planned creates (the latter suppressed with `skip_creates`)."""
     print_table(f"Plan: {plan.drop}", plan_rows(plan), "reason")
+    if plan.labkey_configured:
+        print_table("LabKey update diffs", labkey_diff_rows(plan), "changes")
+        if not plan.config.writeback.skip_creates:
+            print_table("LabKey planned creates", labkey_create_rows(plan), "files")
     print_table("Copy plan", copy_plan_rows(plan), "action")
     print_table("Move plan", move_plan_rows(plan), "action")
 

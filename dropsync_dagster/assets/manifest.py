@@ -2,14 +2,16 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.metadata import check_result, plan_metadata
+from dropsync_dagster.assets.metadata import check_result, markdown_table, plan_metadata
 from dropsync_dagster.core.checks import target_problems
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import recipient_fingerprints
-from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.labkey_plan import plan_drop
+from dropsync_dagster.core.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.storage import StorageResource
 
 TARGETS_CHECK = "targets_unique_and_inside_repository"
@@ -21,8 +23,11 @@ TARGETS_CHECK = "targets_unique_and_inside_repository"
     kinds={"python", "yaml"},
     check_specs=[dg.AssetCheckSpec(TARGETS_CHECK, asset="drop_manifest", blocking=True)],
 )
-def drop_manifest(context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource) -> dg.MaterializeResult:
-    """The drop's plan from its sync.yml: variables, targets, gates and reasons, frozen as JSON."""
+def drop_manifest(
+    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource
+) -> dg.MaterializeResult:
+    """The drop's plan from its sync.yml: variables, metadata, targets, gates, reasons and LabKey
+    write actions (with the update diffs and planned creates), frozen as JSON."""
     settings = storage.settings()
     folder = locate(settings, context.partition_key)
     config = load_config(folder.path / CONFIG_NAME)
@@ -30,9 +35,13 @@ def drop_manifest(context: dg.AssetExecutionContext, storage: StorageResource, g
     if policy.decide(config.archive)[0]:
         # A recipient missing from the keyring is a configuration error before any work starts.
         recipient_fingerprints(policy.recipients, policy.gnupghome)
-    plan = make_plan(folder, config, settings)
+    plan = plan_drop(folder, config, settings, labkey.client)
     path = storage.results().save(plan.drop, "manifest", plan)
+    metadata = plan_metadata(plan, path)
+    if plan.labkey_configured:
+        metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan))
+        metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan))
     return dg.MaterializeResult(
-        metadata=plan_metadata(plan, path),
+        metadata=metadata,
         check_results=[check_result(TARGETS_CHECK, target_problems(plan))],
     )

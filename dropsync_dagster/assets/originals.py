@@ -4,12 +4,14 @@ import dagster as dg
 
 from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.copies import repository_copies
+from dropsync_dagster.assets.labkey import labkey_records
 from dropsync_dagster.assets.ownership import hold, run_owner
 from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
 from dropsync_dagster.core.checks import original_problems
+from dropsync_dagster.core.labkey_records import recorded_files
 from dropsync_dagster.core.lineage import lineage_docs
 from dropsync_dagster.core.originals import move_originals
-from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult
+from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -21,7 +23,7 @@ ORIGINALS_CHECK = "originals_accounted_for"
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python"},
-    deps=[repository_copies, encrypted_archive],
+    deps=[repository_copies, encrypted_archive, labkey_records],
     check_specs=[dg.AssetCheckSpec(ORIGINALS_CHECK, asset="archived_originals")],
 )
 def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
@@ -34,11 +36,15 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
     archive = results.load(plan.drop, "archive", ArchiveStepResult)
     # Only files whose validated archive copy matches their checksum may leave the drop.
     archived = {r for r, b3 in archive.archived.items() if r in checksums.files and checksums.files[r].digests.blake3 == b3}
+    # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
+    labkey = results.load_optional(plan.drop, "labkey", LabKeyResult)
     originals = move_originals(
-        plan, checksums, copies, storage.settings(), archived=archived if archive.enabled else None
+        plan, checksums, copies, storage.settings(),
+        recorded=recorded_files(plan, labkey), archived=archived if archive.enabled else None,
     )
     path = results.save(plan.drop, "originals", originals)
-    store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals))
+    row_ids = labkey.row_ids() if labkey is not None and labkey.plan_created_at == plan.created_at else None
+    store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids))
     outcomes = tally([m.outcome if m.reason is None else f"{m.outcome}:{m.reason}" for m in originals.files.values()])
     store.mark_synced(plan.drop, run_owner(context), outcomes)
     return dg.MaterializeResult(

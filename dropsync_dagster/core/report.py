@@ -1,7 +1,9 @@
-"""The old tool's tables as plain rows: plan, copy plan, move plan. Shared by CLI and UI."""
+"""The old tool's tables as plain rows: plan, copy plan, move plan, LabKey update diffs and
+planned creates. Shared by CLI and UI."""
 
 from __future__ import annotations
 
+from dropsync_dagster.core.labkey_plan import create_rows, update_diff_rows
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 
 # Matched files stopped for these reasons make `dropsync plan/sync` exit 1.
@@ -54,6 +56,16 @@ def move_plan_rows(plan: Plan) -> list[dict[str, str]]:
         for e in plan.entries
         if e.matched
     ]
+
+
+def labkey_diff_rows(plan: Plan) -> list[dict[str, str]]:
+    """The dry-run LabKey update diffs: per row and field, `from`, `to`, `changes` (yes/no)."""
+    return update_diff_rows(plan)
+
+
+def labkey_create_rows(plan: Plan) -> list[dict[str, str]]:
+    """The dry-run planned creates: one row per insert with its fields (none with skip_creates)."""
+    return create_rows(plan)
 
 
 def stopped(plan: Plan) -> list[PlanEntry]:

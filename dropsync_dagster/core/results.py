@@ -121,3 +121,36 @@ class ArchiveStepResult(BaseModel):
     why: str
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
     archived: dict[str, str] = {}  # drop-relative path -> BLAKE3, over all validated generations
+
+
+class FileRecord(BaseModel):
+    """What write-back did for one file's LabKey row."""
+
+    action: str  # inserted | updated | unchanged (already as planned) | held
+    row_id: str | int | None = None  # the row's key value (`metaData.id` column)
+    reason: Reason | None = None  # why a held file has no confirmed row
+
+
+class LabKeyResult(BaseModel):
+    """Output of `labkey_records`: every file's row, for the plan it was written from."""
+
+    drop: str
+    plan_created_at: str  # the plan this result belongs to; the move trusts no other plan's rows
+    configured: bool
+    why: str = ""
+    table: str = ""
+    key_column: str | None = None
+    files: dict[str, FileRecord] = {}
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    complete: bool = False  # False while batches are still being written (or after a failure)
+    seconds: float = 0.0
+
+    def recorded(self) -> set[str]:
+        """Files whose row is confirmed written."""
+        return {rel for rel, f in self.files.items() if f.row_id is not None and f.action != "held"}
+
+    def row_ids(self) -> dict[str, str | int]:
+        """Row key per recorded file, for lineage."""
+        return {rel: f.row_id for rel, f in self.files.items() if f.row_id is not None and f.action != "held"}

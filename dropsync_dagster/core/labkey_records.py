@@ -1,0 +1,180 @@
+"""The `labkey_records` step: write each presence key's row once, then prove every row is there.
+
+Rows are written for copied files only, from the frozen plan. Planned creates are looked up
+again just before inserting (one batched select): a re-execution after a failed or unanswered
+insert batch then updates the rows that did land instead of inserting them twice. Updates that
+would change nothing are not sent. Progress is handed to `on_progress` after every batch, so a
+failure leaves a result naming the rows already written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dropsync_dagster.core.errors import DropsyncError
+from dropsync_dagster.core.gates import COPY_DONE, move_gate
+from dropsync_dagster.core.labkey_columns import normalize_field, row_value
+from dropsync_dagster.core.labkey_plan import WritebackTable, writeback_groups
+from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileRecord, LabKeyResult
+from dropsync_dagster.core.writeback import (
+    AUTO_TARGET,
+    aggregator_key,
+    group_row,
+    holds_target,
+    same_value,
+    wants_checksum,
+    writeback_configured,
+)
+
+Groups = dict[str, list[PlanEntry]]
+_DONE = {"update": "updated", "insert": "inserted"}
+
+
+def not_configured(plan: Plan, why: str) -> LabKeyResult:
+    """The result of a drop that writes no rows."""
+    return LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=False, why=why, complete=True)
+
+
+def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, table: WritebackTable,
+                  on_progress: Callable[[LabKeyResult], None]) -> LabKeyResult:
+    """Update existing rows (by key) and insert new ones for every copied file; returns row ids."""
+    started = time.monotonic()
+    result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True,
+                          table=table.info.label, key_column=table.key)
+    def not_copied(entry: PlanEntry) -> Reason | None:  # the copy-level gates only
+        return move_gate(entry, checksums.files.get(entry.relpath), copies.files.get(entry.relpath))
+
+    updates = _copied(plan, WriteAction.UPDATE, not_copied, result)
+    creates = _copied(plan, WriteAction.CREATE, not_copied, result)
+    md5s = _md5s(plan, checksums, [e for g in (*updates.values(), *creates.values()) for e in g])
+    existing = {k: (g[0].labkey_row or {}) for k, g in updates.items()}
+    for key, rows in (table.lookup(list(creates)) if creates else {}).items():
+        if len(rows) > 1:
+            _hold(result, creates.pop(key), Reason.DUPLICATE_PRESENCE_KEY)
+        elif rows:  # landed since planning (an earlier attempt): update it instead
+            found = table.existing(rows[0])
+            if found["key"] is None:
+                _hold(result, creates.pop(key), Reason.WRITEBACK_SKIPPED)
+            else:
+                updates[key], existing[key] = creates.pop(key), found
+    changed: list[tuple[list[PlanEntry], dict[str, Any]]] = []
+    for key, members in updates.items():
+        stored = existing[key]
+        row = group_row(members, plan.config, plan.created_at, md5s, stored.get("fields"))
+        if all(same_value(stored.get("fields", {}).get(k), v) for k, v in row.items()):
+            _record(result, members, "unchanged", stored["key"])
+            continue
+        changed.append((members, {str(stored["key_column"]): stored["key"], **row}))
+    on_progress(result)
+    _write(table, "update", changed, result, on_progress)
+    inserts = [(members, group_row(members, plan.config, plan.created_at, md5s)) for members in creates.values()]
+    _write(table, "insert", inserts, result, on_progress)
+    result.complete, result.seconds = True, time.monotonic() - started
+    on_progress(result)
+    return result
+
+
+def _copied(plan: Plan, action: WriteAction, not_copied: Callable[[PlanEntry], Reason | None],
+            result: LabKeyResult) -> Groups:
+    """Groups of `action` restricted to copied files; the others are held, with the copy's reason."""
+    groups: Groups = {}
+    for key, members in writeback_groups(plan, action).items():
+        copied = []
+        for entry in members:
+            reason = not_copied(entry)
+            if reason is None:
+                copied.append(entry)
+            else:
+                _hold(result, [entry], reason)
+        if copied:
+            groups[key] = copied
+    return groups
+
+
+def _md5s(plan: Plan, checksums: ChecksumsResult, entries: list[PlanEntry]) -> dict[str, str | None]:
+    """MD5 per file (the copy's MD5: its bytes were verified equal to the source's)."""
+    md5s = {e.relpath: checksums.files[e.relpath].digests.md5 for e in entries if e.relpath in checksums.files}
+    if wants_checksum(plan.config):
+        missing = [e.relpath for e in entries if not md5s.get(e.relpath)]
+        if missing:
+            raise DropsyncError(f"{plan.drop}: {missing[0]}: no MD5 computed for the Checksum field "
+                                f"({len(missing)} files); re-run drop_checksums")
+    return md5s
+
+
+def _hold(result: LabKeyResult, members: list[PlanEntry], reason: Reason) -> None:
+    for entry in members:
+        result.files[entry.relpath] = FileRecord(action="held", reason=reason)
+
+
+def _record(result: LabKeyResult, members: list[PlanEntry], action: str, row_id: Any) -> None:
+    for entry in members:
+        result.files[entry.relpath] = FileRecord(action=action, row_id=row_id)
+    setattr(result, action, getattr(result, action) + 1)  # the inserted/updated/unchanged counters
+
+
+def _write(table: WritebackTable, command: str, rows: list[tuple[list[PlanEntry], dict[str, Any]]],
+           result: LabKeyResult, on_progress: Callable[[LabKeyResult], None]) -> None:
+    """Send rows in batches; each batch's returned keys are recorded (and saved) as it lands."""
+    if not rows:
+        return
+    written = 0
+
+    def landed(batch: list[dict[str, Any]]) -> None:
+        nonlocal written
+        for (members, _), stored in zip(rows[written:written + len(batch)], batch):
+            _record(result, members, _DONE[command], row_value(stored, table.key) if table.key else None)
+        written += len(batch)
+        on_progress(result)
+
+    send = table.client.update_rows if command == "update" else table.client.insert_rows
+    send(table.schema, table.table, [row for _, row in rows], on_batch=landed)
+
+
+def rows_problems(plan: Plan, copies: CopiesResult, result: LabKeyResult, table: WritebackTable) -> list[str]:
+    """Re-select the written rows: every copied file has a recorded row that names its target."""
+    entries = {e.relpath: e for e in plan.entries}
+    recorded = result.row_ids()
+    problems = []
+    for rel, copy in copies.files.items():
+        entry = entries.get(rel)
+        if (copy.outcome in COPY_DONE and entry is not None and rel not in recorded
+                and entry.write_action in (WriteAction.UPDATE, WriteAction.CREATE)):
+            held = result.files.get(rel)
+            problems.append(f"{rel}: copied but no LabKey row recorded ({held.reason if held else 'not written'})")
+    stored = table.rows_by_key(list(dict.fromkeys(recorded.values())))
+    checked = _target_fields(plan, table)
+    for rel, row_id in recorded.items():
+        entry, row = entries[rel], stored.get(str(row_id))
+        if row is None:
+            problems.append(f"{rel}: row {table.key}={row_id} is not in {table.info.label}")
+        elif checked and not any(holds_target(row_value(row, table.columns[k]), entry.target or "") for k in checked):
+            problems.append(f"{rel}: row {table.key}={row_id} does not name its target {entry.target}")
+        elif not checked and not same_value(row_value(row, table.columns[table.rule.field]), entry.presence_key):
+            problems.append(f"{rel}: row {table.key}={row_id} has {table.rule.field} != '{entry.presence_key}'")
+    return problems
+
+
+def _target_fields(plan: Plan, table: WritebackTable) -> list[str]:
+    """Field keys that hold target paths: the file_list field, the aggregator, the auto path field."""
+    keys = [k for k in plan.config.fields if normalize_field(k) == AUTO_TARGET]
+    if table.rule.by_target:
+        keys.append(table.rule.field)
+    aggregator = aggregator_key(plan.config)
+    if aggregator is not None and aggregator in table.columns:
+        keys.append(aggregator)
+    return list(dict.fromkeys(keys))
+
+
+
+def recorded_files(plan: Plan, result: LabKeyResult | None) -> set[str] | None:
+    """The move gate's `recorded`: None when the drop writes no rows; else the files whose row a
+    complete write-back of *this* plan confirmed (a stale or partial result confirms nothing)."""
+    if not writeback_configured(plan.config):
+        return None
+    if result is None or not result.complete or result.plan_created_at != plan.created_at:
+        return set()
+    return result.recorded()

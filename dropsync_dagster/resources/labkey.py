@@ -1,0 +1,49 @@
+"""The LabKey resource: credentials and retry settings of the deployment, nothing per drop.
+
+Host, container, schema and table come from each drop's `sync.yml`; the API key only from here
+(`LABKEY_API_KEY`, or the client's own `~/.netrc` lookup when it is unset). The key is handed to
+the client and never logged or put in metadata (the UI shows the variable's name, not its value).
+"""
+
+from __future__ import annotations
+
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.labkey import API_KEY_ENV, LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey_plan import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
+from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.resources.env_backed import EnvBackedResource
+
+
+class LabKeyResource(EnvBackedResource):
+    """LabKey credentials and retries; unset fields fall back to their environment variables."""
+
+    ENV = {
+        "api_key": API_KEY_ENV,
+        "attempts": "DROPSYNC_LABKEY_ATTEMPTS",
+        "retry_delay": "DROPSYNC_LABKEY_RETRY_DELAY",
+        "timeout": "DROPSYNC_LABKEY_TIMEOUT",
+    }
+
+    api_key: str | None = None
+    attempts: str | None = None
+    retry_delay: str | None = None
+    timeout: str | None = None
+
+    def policy(self) -> RetryPolicy:
+        """Attempts per call, first backoff delay and per-request timeout (seconds)."""
+        env, default = self.env(), RetryPolicy()
+        try:
+            return RetryPolicy(
+                attempts=int(env.get("DROPSYNC_LABKEY_ATTEMPTS") or default.attempts),
+                base_delay=float(env.get("DROPSYNC_LABKEY_RETRY_DELAY") or default.base_delay),
+                max_delay=default.max_delay,
+                timeout=float(env.get("DROPSYNC_LABKEY_TIMEOUT") or default.timeout),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"DROPSYNC_LABKEY_ATTEMPTS / _RETRY_DELAY / _TIMEOUT: {exc}") from exc
+
+    def client(self, connection: LabKeyConnection) -> LabKeyClient:
+        """A client for one drop's container (one per thread: it holds an HTTP session)."""
+        key = (self.env().get(API_KEY_ENV) or "").strip() or None  # None: the client's ~/.netrc lookup
+        return LabKeyClient(connection, api_key=key, retry=self.policy(), write_batch=WRITE_BATCH,
+                            lookup_values=LOOKUP_VALUES, lookup_bytes=LOOKUP_BYTES)
