@@ -27,7 +27,7 @@ from benchmarks.datasets import DEFAULT_BENCH_DIR, KiB, MiB, filesystem_of, mach
 from dropsync_dagster.core.archive import select_members, write_archive  # noqa: E402
 from dropsync_dagster.core.archive_stream import stream_archive  # noqa: E402
 from dropsync_dagster.core.gpg import find_gpg, passphrase_fd  # noqa: E402
-from dropsync_dagster.core.integrity import hash_files  # noqa: E402
+from dropsync_dagster.core.hashing import hash_files  # noqa: E402
 
 RECIPIENT = "bench@dropsync.test"
 PASSPHRASE = "5e" * 32  # the baseline's and the unvalidated stream's passphrase

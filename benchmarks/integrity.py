@@ -30,12 +30,12 @@ from benchmarks.datasets import (  # noqa: E402
     make_files,
     remove_tree,
 )
+from dropsync_dagster.core.hashing import hash_files  # noqa: E402
 from dropsync_dagster.core.integrity import (  # noqa: E402
     CopyItem,
     CopyOutcome,
     copy_verified,
     copy_verified_batch,
-    hash_files,
 )
 
 

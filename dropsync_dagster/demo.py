@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from dropsync_dagster.core.integrity import hash_file
+from dropsync_dagster.core.hashing import hash_file
 
 DROP_NAME = "run_2026-11-20_NovaSeq"
 LIBS = ("ABC_DEFGHI", "XYZ_QRSTUV")

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 

@@ -19,7 +19,7 @@ from dropsync_dagster.core.archive_stream import OnBytes, StreamOutcome, stream_
 from dropsync_dagster.core.discovery import TEMP_MARKER
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError, UnsafePathError
 from dropsync_dagster.core.gpg import find_gpg, recipient_fingerprints, wrap_key
-from dropsync_dagster.core.integrity import hash_file
+from dropsync_dagster.core.hashing import hash_file
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.sidecars import StagedFile, fsync_dir, make_parents, remove_stale_temps
 

@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from dropsync_dagster.core.integrity import hash_files
+from dropsync_dagster.core.hashing import hash_files
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, OriginalsResult
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from dropsync_dagster.core import progress
-from dropsync_dagster.core.integrity import hash_files
+from dropsync_dagster.core.hashing import hash_files
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, FileChecksum
 from dropsync_dagster.core.sidecars import flush_filesystems, read_md5_sidecar, read_sidecar, write_sidecar

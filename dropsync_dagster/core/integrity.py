@@ -1,39 +1,29 @@
-"""Single-pass multi-digest hashing, verified copies published without overwrite, and moves of
-originals that never lose a byte."""
+"""Verified copies published without overwrite, and moves of originals that never lose a byte."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import resource
 import stat
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
-from blake3 import blake3
 
 from dropsync_dagster.core import sidecars
 from dropsync_dagster.core.errors import IntegrityError, RefusedError
 from dropsync_dagster.core.model import Digests
+from dropsync_dagster.core.hashing import DEFAULT_WORKERS, THREADED_HASH_FROM, OnBytes, hash_fd, open_read
 from dropsync_dagster.core.sidecars import SidecarKind, StagedFile
 
-OnBytes = Callable[[int], None]
-
-BUFFER_SIZE = 8 * 1024 * 1024  # one reused buffer per thread
-THREADED_HASH_FROM = 64 * 1024 * 1024  # BLAKE3's own threads pay off only on big files
-DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 # Files staged before one `syncfs`: each holds two descriptors until published.
 BATCH_FILES = max(16, min(1024, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256) // 4))
 BATCH_BYTES = 1024 * 1024 * 1024  # ... and dirty pages waiting for it
 SYNCFS_FROM = 4  # fewer staged files than this are fsync'ed one by one
-
-_local = threading.local()
 
 
 class CopyOutcome(StrEnum):
@@ -59,72 +49,6 @@ class CopyItem(NamedTuple):
     target: Path
     expected: Digests
     sidecar_kind: SidecarKind | None
-
-
-def hash_file(path: Path, want_md5: bool, on_bytes: OnBytes | None = None) -> Digests:
-    """Size and BLAKE3 of a file, plus MD5 when asked, from one read."""
-    fd = _open_read(path)
-    try:
-        return _hash_fd(fd, want_md5, on_bytes, path)
-    finally:
-        os.close(fd)
-
-
-def _open_read(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as err:
-        raise IntegrityError(f"cannot read {path}: {err.strerror}") from err
-
-
-def hash_files(
-    paths_and_flags: Sequence[tuple[Path, bool]],
-    workers: int = DEFAULT_WORKERS,
-    on_bytes: OnBytes | None = None,
-) -> dict[Path, Digests]:
-    """`hash_file` over many files in parallel threads; the first error propagates, naming its file.
-    `on_bytes` may be called from several threads at once."""
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
-        futures = {path: pool.submit(hash_file, path, md5, on_bytes) for path, md5 in paths_and_flags}
-        try:
-            for future in as_completed(futures.values()):
-                future.result()
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    return {path: future.result() for path, future in futures.items()}
-
-
-def _hash_fd(fd: int, want_md5: bool, on_bytes: OnBytes | None, path: Path) -> Digests:
-    """Digests of an open file from offset 0, whatever its current position."""
-    size_hint = os.fstat(fd).st_size
-    b3 = blake3(max_threads=blake3.AUTO if size_hint >= THREADED_HASH_FROM else 1)
-    md5 = hashlib.md5() if want_md5 else None
-    view = _buffer()
-    offset = 0
-    while True:
-        try:
-            n = os.preadv(fd, [view], offset)
-        except OSError as err:
-            raise IntegrityError(f"cannot read {path}: {err.strerror}") from err
-        if n == 0:
-            break
-        chunk = view[:n]
-        b3.update(chunk)
-        if md5 is not None:
-            md5.update(chunk)
-        offset += n
-        if on_bytes is not None:
-            on_bytes(n)
-    return Digests(size=offset, blake3=b3.hexdigest(), md5=md5.hexdigest() if md5 else None)
-
-
-def _buffer() -> memoryview:
-    # Reused per thread: allocating 8 MiB per small file would cost more than reading it.
-    view = getattr(_local, "view", None)
-    if view is None:
-        view = _local.view = memoryview(bytearray(BUFFER_SIZE))
-    return view
 
 
 def copy_verified(
@@ -210,7 +134,7 @@ def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
     if os.path.lexists(target):
         entry.outcome = _existing_outcome(target, expected)
     else:
-        src = _open_read(source)
+        src = open_read(source)
         try:
             if os.fstat(src).st_size != expected.size:
                 entry.outcome = CopyOutcome.NOT_VERIFIED  # changed since it was hashed
@@ -222,7 +146,7 @@ def _stage(entry: _Pending, on_bytes: OnBytes | None) -> None:
         finally:
             os.close(src)
         # BLAKE3 alone proves the bytes equal those hashed before; their MD5 then is expected.md5.
-        if not _same_content(_hash_fd(entry.data.fd, False, None, entry.data.path), expected):
+        if not _same_content(hash_fd(entry.data.fd, False, None, entry.data.path), expected):
             entry.data.discard()
             entry.data, entry.outcome = None, CopyOutcome.NOT_VERIFIED
             return
@@ -286,7 +210,7 @@ def _holds(path: Path, expected: Digests) -> bool:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size != expected.size:
             return False
-        return _same_content(_hash_fd(fd, False, None, path), expected)
+        return _same_content(hash_fd(fd, False, None, path), expected)
     finally:
         os.close(fd)
 

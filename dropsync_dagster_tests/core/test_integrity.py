@@ -15,16 +15,13 @@ import pytest
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import IntegrityError
+from dropsync_dagster.core.hashing import BUFFER_SIZE, THREADED_HASH_FROM, hash_file, hash_files
 from dropsync_dagster.core.integrity import (
-    BUFFER_SIZE,
-    THREADED_HASH_FROM,
     CopyItem,
     CopyOutcome,
     MoveOutcome,
     copy_verified,
     copy_verified_batch,
-    hash_file,
-    hash_files,
     move_original,
 )
 from dropsync_dagster.core.model import Digests
