@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from dropsync_dagster.core.hashing import hash_file
+from dropsync_dagster.core.status_open import open_store
 
 DROP_NAME = "run_2026-11-20_NovaSeq"
 LIBS = ("ABC_DEFGHI", "XYZ_QRSTUV")
@@ -70,16 +71,14 @@ def build(base: Path) -> Path:
         return drop
     for folder in ("repository", "processed"):
         (base / folder).mkdir(parents=True, exist_ok=True)
-    for sample, lib in enumerate(LIBS, start=1):
-        for read in (1, 2):
-            rel = f"scRNA/btki/2026-11-20/SEQ_ABCDE/{lib}_S{sample}_L001_R{read}_001.fastq.gz"
-            data = _fastq(rel, reads=2000)
-            path = drop / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            if sample == 1 or rel == HELD_BACK:
-                digest = hashlib.md5(data if rel != HELD_BACK else b"corrupted in transfer").hexdigest()
-                Path(f"{path}.md5").write_text(f"{digest}  {path.name}\n")
+    for rel in _fastq_names():
+        data = _fastq(rel, reads=2000)
+        path = drop / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if LIBS[0] in rel or rel == HELD_BACK:  # the first library's reads come with .md5 sidecars
+            digest = hashlib.md5(data if rel != HELD_BACK else b"corrupted in transfer").hexdigest()
+            Path(f"{path}.md5").write_text(f"{digest}  {path.name}\n")
     (drop / "SampleSheet.csv").write_text("Sample_ID,Index\nS1,ACGTACGT\nS2,TGCATGCA\n")
     (drop / "sync.yml").write_text(yaml.safe_dump(SYNC_YML, sort_keys=False))
     (drop / ".ready").touch()
@@ -114,7 +113,27 @@ def verify(base: Path, drop: Path) -> list[str]:
     moved = sorted(p.relative_to(base / "processed").as_posix() for p in (base / "processed").rglob("*.fastq.gz"))
     if len(moved) != 3 or HELD_BACK in moved:
         problems.append(f"expected the 3 good originals in processed/, found {moved}")
-    return problems + verify_archive(base, drop)
+    return problems + verify_archive(base, drop) + verify_status(base)
+
+
+def verify_status(base: Path) -> list[str]:
+    """The drop's status document is `synced` and every matched file has a lineage document."""
+    store = open_store(demo_env(base), base / "state")
+    key = f"demo-{DROP_NAME}"
+    doc = store.get(key)
+    if doc is None or doc.status != "synced":
+        return [f"status document of {key}: {doc.status if doc else 'missing'}, expected synced"]
+    files = [store.get_file(f"{key}:{rel}") for rel in _fastq_names()]
+    missing = [rel for rel, f in zip(_fastq_names(), files) if f is None]
+    return [f"no lineage document for {rel}" for rel in missing]
+
+
+def _fastq_names() -> list[str]:
+    return [
+        f"scRNA/btki/2026-11-20/SEQ_ABCDE/{lib}_S{sample}_L001_R{read}_001.fastq.gz"
+        for sample, lib in enumerate(LIBS, start=1)
+        for read in (1, 2)
+    ]
 
 
 def verify_archive(base: Path, drop: Path) -> list[str]:
@@ -168,7 +187,8 @@ def main() -> int:
         "\ndemo OK: 3 files in .demo/repository (sidecars pass md5sum -c / b3sum -c), "
         "the wrong-.md5 file held back in the drop, 3 originals in .demo/processed, and the drop "
         "as received in .demo/archive, restored byte for byte by gpg --decrypt | tar -x with the key "
-        "wrapped to the demo recipient in .demo/keys.\n"
+        "wrapped to the demo recipient in .demo/keys; the drop's status document is synced with one "
+        "lineage document per file (dropsync status / dropsync lineage PATH).\n"
         f"See the runs in the UI: make dev (DAGSTER_HOME={env['DAGSTER_HOME']})."
     )
     return 0
