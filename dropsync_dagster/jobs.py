@@ -13,4 +13,8 @@ sync_drop = dg.define_asset_job(
     # default) costs more CPU than a small drop's whole sync. Runs run side by side instead
     # (max_concurrent_runs); choose `multiprocess` in the launchpad to overlap archive and copies.
     config={"execution": {"config": {"in_process": {}}}},
+    # A run retry (deploy/dagster.yaml run_retries) starts over at the plan: the failure path
+    # released the drop, and only the first writing step claims it again. Every step is
+    # idempotent, so re-running the ones that succeeded costs time, never data.
+    tags={"dagster/retry_strategy": "ALL_STEPS"},
 )

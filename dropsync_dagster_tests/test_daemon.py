@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import dagster as dg
 
 from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.fixtures.dagster_procs import LOCATION, REPO, wait_until
-
-SET_POOL_LIMITS = REPO / "deploy" / "set-pool-limits.sh"
+from dropsync_dagster_tests.fixtures.dagster_procs import LOCATION, wait_until
 
 
 def drop_in(base, name: str, files: int = 2, ready: bool = True) -> Drop:
@@ -43,8 +39,7 @@ def runs_of(home, key: str) -> list[dg.DagsterRun]:
 def test_daemon_syncs_a_drop_that_appears(dagster_procs, tmp_path, gpg_keys) -> None:
     old = drop_in(tmp_path, "run_2019-01-01")  # historical: registered, never run by the sensor
     home = dagster_procs.home(old.env(**gpg_env(gpg_keys)))
-    limits = subprocess.run([str(SET_POOL_LIMITS), "3", "1"], env=home.env, capture_output=True, text=True)
-    assert limits.returncode == 0, limits.stderr
+    assert "gpg" in home.set_pool_limits("3", "1")
     daemon = dagster_procs.daemon(home)
     wait_until(lambda: old.key in partitions(home), 90, "the first tick to register the old drop", daemon)
 
