@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dropsync_dagster.core import progress
 from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import LabKeyResult
 from dropsync_dagster.core.report import (
     copy_plan_rows,
     labkey_create_rows,
@@ -59,6 +60,13 @@ def print_plan(plan: Plan) -> None:
             print_table("LabKey planned creates", labkey_create_rows(plan), "files")
     print_table("Copy plan", copy_plan_rows(plan), "action")
     print_table("Move plan", move_plan_rows(plan), "action")
+
+
+def print_labkey_summary(result: LabKeyResult) -> None:
+    """What write-back did: rows inserted, updated, unchanged, and files held without a row."""
+    held = sum(1 for f in result.files.values() if f.action == "held")
+    console.print(f"LabKey {result.table}: {result.inserted} rows inserted, {result.updated} updated, "
+                  f"{result.unchanged} unchanged; {len(result.recorded())} files recorded, {held} held")
 
 
 @contextmanager

@@ -213,6 +213,7 @@ def test_every_key_through_the_cli(tmp_path: Path, labkey_env: LabKeyTestServer)
     done = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
     assert done.returncode == 1, done.stderr
     assert "held:metadata_missing" in done.stdout
+    assert "LabKey exp.data: 2 rows inserted, 1 updated, 0 unchanged; 4 files recorded, 0 held" in done.stdout
     assert_recorded(drop, labkey_env, started)
     assert_files(drop)
     before = table(labkey_env)

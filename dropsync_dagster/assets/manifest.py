@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.metadata import check_result, markdown_table, plan_metadata
+from dropsync_dagster.assets.metadata import check_result, counts_metadata, markdown_table, plan_metadata, tally
 from dropsync_dagster.core.checks import target_problems
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import recipient_fingerprints
@@ -39,6 +39,7 @@ def drop_manifest(
     path = storage.results().save(plan.drop, "manifest", plan)
     metadata = plan_metadata(plan, path)
     if plan.labkey_configured:
+        metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
         metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan))
         metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan))
     return dg.MaterializeResult(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from dropsync_dagster.core.results import LabKeyResult, ResultStore
 from dropsync_dagster.core.runs import record_run_failure
@@ -17,7 +18,7 @@ from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusSt
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster_tests.dagster_env import run_job
 from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
+from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER, LABKEY_READER_KEY
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
 
 FAST = LabKeyResource(attempts="3", retry_delay="0.01", timeout="5")
@@ -161,12 +162,51 @@ def test_bad_credentials_fail_the_manifest_with_one_clear_line_and_no_retries(
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance, labkey=LabKeyResource(api_key="wrong-key", attempts="3", retry_delay="0.01"))
         assert not result.success
-        (failure,) = [e for e in result.all_events if e.is_step_failure]
-    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause else failure.step_failure_data.error.message
-    assert failure.step_key == "drop_manifest"
+    step, message = step_failure(result)
+    assert step == "drop_manifest"
     assert "refused the credentials (401)" in message and "wrong-key" not in message
     assert labkey_server.count("selectRows") == 1
     assert not Path(target(drop, 1)).exists()
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    """(step key, first line of the error) of the run's one failed step."""
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    return failure.step_key, error.message.strip()
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "wrong_container"])
+def test_labkey_fault_at_planning_fails_the_manifest_and_copies_nothing(
+        tmp_path: Path, labkey_env: LabKeyTestServer, labkey_section: dict[str, Any], fault: str) -> None:
+    section = {**labkey_section, "container": "No Such Project"} if fault == "wrong_container" else labkey_section
+    drop = labkey_drop(tmp_path, section)
+    drop.add_file(fastq_relpath(read=1))
+    if fault == "unreachable":
+        labkey_env.stop()
+    with dg.instance_for_test() as instance:
+        result = run_job(drop, instance, labkey=FAST)
+        assert not result.success
+    step, message = step_failure(result)
+    assert step == "drop_manifest" and "\n" not in message
+    assert ("LabKey is unreachable after 3 attempts" if fault == "unreachable" else "No such project: /No Such Project") in message
+    assert list(drop.repository.rglob("*")) == [] and (drop.path / fastq_relpath(read=1)).exists()
+
+
+def test_403_on_write_is_a_credentials_message_without_retries(
+        tmp_path: Path, labkey_server: LabKeyTestServer, labkey_section: dict[str, Any]) -> None:
+    drop = labkey_drop(tmp_path, labkey_section)
+    drop.add_file(fastq_relpath(read=1))
+    reader = LabKeyResource(api_key=LABKEY_READER_KEY, attempts="3", retry_delay="0.01")  # may read, not write
+    with dg.instance_for_test() as instance:
+        result = run_job(drop, instance, labkey=reader)
+        assert not result.success
+    step, message = step_failure(result)
+    assert step == "labkey_records" and "refused the credentials (403)" in message and LABKEY_READER_KEY not in message
+    assert labkey_server.count("insertRows") == 1
+    assert Path(target(drop, 1)).exists() and (drop.path / fastq_relpath(read=1)).exists()
 
 
 def test_result_json_is_written_per_batch(tmp_path: Path, labkey_env: LabKeyTestServer,
