@@ -8,7 +8,7 @@ from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.labkey import labkey_records
 from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.originals import archived_originals
-from dropsync_dagster.jobs import sync_drop
+from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
@@ -17,7 +17,7 @@ from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
 
 defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
-    jobs=[sync_drop],
+    jobs=[sync_drop, sync_drop_celery],
     sensors=[drop_sensor, drop_failure_sensor],
     resources={
         "storage": StorageResource.from_env(),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dropsync_dagster.celery_executor import celery_by_pool_executor
 from dropsync_dagster.partitions import drops
 
 sync_drop = dg.define_asset_job(
@@ -16,5 +17,16 @@ sync_drop = dg.define_asset_job(
     # A run retry (deploy/dagster.yaml run_retries) starts over at the plan: the failure path
     # released the drop, and only the first writing step claims it again. Every step is
     # idempotent, so re-running the ones that succeeded costs time, never data.
+    tags={"dagster/retry_strategy": "ALL_STEPS"},
+)
+
+# The same assets on Celery (dagster-celery over RabbitMQ): each step runs in a Celery worker,
+# gpg and LabKey steps on the workers of their own queues. Run config: deploy/celery.yaml.
+sync_drop_celery = dg.define_asset_job(
+    "sync_drop_celery",
+    selection=dg.AssetSelection.groups("dropsync"),
+    partitions_def=drops,
+    description="sync_drop with every step in a Celery worker; gpg and LabKey steps on their own queues.",
+    executor_def=celery_by_pool_executor,
     tags={"dagster/retry_strategy": "ALL_STEPS"},
 )
