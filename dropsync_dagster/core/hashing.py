@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -19,6 +19,8 @@ OnBytes = Callable[[int], None]
 BUFFER_SIZE = 8 * 1024 * 1024  # one reused buffer per thread
 THREADED_HASH_FROM = 64 * 1024 * 1024  # BLAKE3's own threads pay off only on big files
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+BATCH_BYTES = 32 * 1024 * 1024  # per thread task in hash_files
+BATCH_FILES = 512
 
 _local = threading.local()
 
@@ -47,15 +49,37 @@ def hash_files(
 ) -> dict[Path, Digests]:
     """`hash_file` over many files in parallel threads; the first error propagates, naming its file.
     `on_bytes` may be called from several threads at once."""
+
+    def run(batch: list[tuple[Path, bool]]) -> list[tuple[Path, Digests]]:
+        return [(path, hash_file(path, md5, on_bytes)) for path, md5 in batch]
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
-        futures = {path: pool.submit(hash_file, path, md5, on_bytes) for path, md5 in paths_and_flags}
+        futures = [pool.submit(run, batch) for batch in _batches(paths_and_flags)]
         try:
-            for future in as_completed(futures.values()):
+            for future in as_completed(futures):
                 future.result()
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-    return {path: future.result() for path, future in futures.items()}
+    return {path: digests for future in futures for path, digests in future.result()}
+
+
+def _batches(items: Sequence[tuple[Path, bool]]) -> Iterator[list[tuple[Path, bool]]]:
+    """Tasks of about BATCH_BYTES each: a thread hand-off costs more than hashing a small file
+    from the page cache (10,000 x 16 KiB: 0.1 s in one thread, 0.6 s as one task per file)."""
+    batch: list[tuple[Path, bool]] = []
+    size = 0
+    for item in items:
+        try:
+            size += os.stat(item[0]).st_size
+        except OSError:
+            size += BATCH_BYTES  # let hash_file report it, in a batch of its own
+        batch.append(item)
+        if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def hash_fd(fd: int, want_md5: bool, on_bytes: OnBytes | None, path: Path) -> Digests:
