@@ -76,15 +76,14 @@ def test_ten_thousand_synced_drops_one_new_drop(tmp_path: Path, monkeypatch: pyt
     for i in range(SYNCED):
         add_drop(root, f"run_{i:05d}")
     settings = settings_for(tmp_path)
-    # Registration (first tick; more if the budget runs out): no runs. Judged an hour later,
-    # as synced drops are old: nothing of theirs is recent enough to be watched closely.
-    plan, registered = tick(settings, None, now_ns=time.time_ns() + HOUR_NS), 0
+    # Registration (the first tick; more if its budget runs out): no runs.
+    plan, registered = tick(settings, None), 0
     while True:
         assert plan.run == []
         registered += len(plan.register)
         if not plan.cursor["init"]:
             break
-        plan = tick(settings, plan.cursor, now_ns=time.time_ns() + HOUR_NS)
+        plan = tick(settings, plan.cursor)
     assert registered == SYNCED
     assert cursor_bytes(plan) < 200
 
@@ -160,11 +159,11 @@ def test_a_broken_sync_yml_is_reported_and_the_tick_goes_on(tmp_path: Path) -> N
 
 
 def test_an_arrival_on_the_same_timestamp_counts_while_the_drop_is_hot(tmp_path: Path) -> None:
-    root = tmp_path / "drops"
-    drop = add_drop(root, "run_a", [f"{NESTED}/a_R1.fastq.gz"])
     settings = settings_for(tmp_path)
-    plan = tick(settings, None)  # judged now: the drop's newest change is recent, so it is hot
-    assert list(plan.cursor["drops"]) == ["seq-run_a"]
+    plan = tick(settings, None)
+    drop = add_drop(tmp_path / "drops", "run_a", [f"{NESTED}/a_R1.fastq.gz"])
+    plan = tick(settings, plan.cursor)  # a new drop, judged now: its last change is recent, so it is hot
+    assert names(plan.run) == ["run_a"] and list(plan.cursor["drops"]) == ["seq-run_a"]
     ctime = (drop / NESTED / "a_R1.fastq.gz").stat().st_ctime_ns
     # As if a_R1 had arrived on the clock tick the last look recorded but after the look: the
     # watermark equals its ctime and counts no file at it.

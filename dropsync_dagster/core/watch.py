@@ -64,9 +64,9 @@ class _Known:
         self.hot.pop(key, None)
         self.cold.pop(key, None)
 
-    def place(self, key: str, seen: int, at_seen: int, now_ns: int) -> None:
+    def place(self, key: str, seen: int, at_seen: int, now_ns: int, may_be_hot: bool = True) -> None:
         self.forget(key)
-        if seen >= now_ns - HOT_NS:
+        if may_be_hot and seen >= now_ns - HOT_NS:
             self.hot[key] = [seen, at_seen]
         else:
             self.cold[key] = seen
@@ -101,7 +101,9 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
         elif ready is Readiness.READY:
             looked = _look(drop, None, None, plan.problems)
             if looked is not None:
-                known.place(key, looked[0], looked[1], now_ns)
+                # Historical drops are never run by the sensor, so none needs watching closely:
+                # a backlog of thousands stays out of the cursor and out of the next tick.
+                known.place(key, looked[0], looked[1], now_ns, may_be_hot=not initial)
                 plan.register.append(drop)
                 if not initial:
                     plan.run.append(drop)
