@@ -13,20 +13,11 @@ import dagster as dg
 
 from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.fixtures.dagster_procs import BIN, LOCATION, Webserver, wait_until
+from dropsync_dagster_tests.fixtures.dagster_procs import BIN, wait_until
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER
 
 DROPS = 20
 MAX_RUNS = 2  # concurrency.runs.max_concurrent_runs, lowered for 2 cores
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def library(i: int) -> str:
@@ -44,19 +35,6 @@ def historical_drops(base: Path, labkey: dict[str, Any]) -> list[Drop]:
         drop.mark_ready()
         drops.append(drop)
     return drops
-
-
-def launch_backfill(web: Webserver, keys: list[str], title: str) -> str:
-    """launchPartitionBackfill over the sync_drop job's partitions; returns the backfill id."""
-    params = {
-        "selector": {"partitionSetName": "sync_drop_partition_set",
-                     "repositorySelector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}},
-        "partitionNames": keys,
-        "title": title,
-    }
-    result = web.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-    assert result["__typename"] == "LaunchBackfillSuccess", result
-    return result["backfillId"]
 
 
 def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.RunRecord]:
@@ -108,11 +86,11 @@ def test_backfill_over_historical_drops(dagster_procs, tmp_path, gpg_keys, labke
     assert sorted(instance.get_dynamic_partitions("drops")) == keys
 
     web = dagster_procs.webserver(home)
-    first = launch_backfill(web, keys, "historical drops")
+    first = web.launch_backfill("sync_drop", keys, "historical drops")
     daemon = dagster_procs.daemon(home)  # its first backfill iteration picks the backfill up at once
     wait_until(lambda: len(backfill_runs(instance, first)) == DROPS, 120, "the first backfill's runs", daemon, web)
     # The second backfill goes in while the first one's runs still queue: the limits keep them apart.
-    second = launch_backfill(web, keys, "again")
+    second = web.launch_backfill("sync_drop", keys, "again")
     runs1 = wait_until(lambda: finished(instance, first), 600, "the first backfill to finish", daemon, web, every=2)
     runs2 = wait_until(lambda: finished(instance, second), 600, "the second backfill to finish", daemon, web, every=2)
 
