@@ -7,7 +7,7 @@ from dropsync_dagster.assets.metadata import check_result
 from dropsync_dagster.assets.ownership import hold
 from dropsync_dagster.core.labkey_plan import WritebackTable, writeback_connection
 from dropsync_dagster.core.labkey_records import not_configured, rows_problems, write_records
-from dropsync_dagster.core.results import ChecksumsResult, CopiesResult
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.core.writeback import writeback_configured
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.labkey import LabKeyResource
@@ -42,7 +42,9 @@ def labkey_records(
     checksums = results.load(plan.drop, "checksums", ChecksumsResult)
     copies = results.load(plan.drop, "copies", CopiesResult)
     table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
-    result = write_records(plan, checksums, copies, table, lambda partial: results.save(plan.drop, "labkey", partial))
+    previous = results.load_optional(plan.drop, "labkey", LabKeyResult)  # an earlier attempt of this plan?
+    result = write_records(plan, checksums, copies, table,
+                           lambda partial: results.save(plan.drop, "labkey", partial), previous)
     path = results.path(plan.drop, "labkey")
     held = sum(1 for f in result.files.values() if f.action == "held")
     return dg.MaterializeResult(

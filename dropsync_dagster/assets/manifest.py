@@ -2,7 +2,14 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.metadata import check_result, counts_metadata, markdown_table, plan_metadata, tally
+from dropsync_dagster.assets.metadata import (
+    SHOWN_ROWS,
+    check_result,
+    counts_metadata,
+    markdown_table,
+    plan_metadata,
+    tally,
+)
 from dropsync_dagster.core.checks import target_problems
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import recipient_fingerprints
@@ -40,8 +47,9 @@ def drop_manifest(
     metadata = plan_metadata(plan, path)
     if plan.labkey_configured:
         metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
-        metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan))
-        metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan))
+        # The UI shows the first rows; counts are in write_action/*, everything in the plan JSON.
+        metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan, SHOWN_ROWS))
+        metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan, SHOWN_ROWS))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[check_result(TARGETS_CHECK, target_problems(plan))],

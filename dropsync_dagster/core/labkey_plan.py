@@ -23,7 +23,7 @@ from dropsync_dagster.core.discovery import DropFolder
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import Filter, LabKeyClient, LabKeyConnection
 from dropsync_dagster.core.labkey_columns import TableInfo, row_value
-from dropsync_dagster.core.labkey_presence import multi_value, presence_batches
+from dropsync_dagster.core.labkey_presence import PresenceMatch, multi_value, presence_batches, presence_operator
 from dropsync_dagster.core.metadata import DropMetadata
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.plan import Presence, make_plan
@@ -35,6 +35,7 @@ from dropsync_dagster.core.writeback import (
     aggregator_key,
     file_row,
     group_row,
+    held_paths,
     holds_target,
     presence_rule,
     presence_value,
@@ -83,12 +84,20 @@ class WritebackTable:
         return self.info.key
 
     def lookup(self, values: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Existing rows per presence value, in batches; the target check is line-exact (see holds_target)."""
-        column = self.columns[self.rule.field]
-        found = self.client.find_rows(self.schema, self.table, column, values, self.rule.match,
-                                      columns=sorted(set(self.columns.values())))
-        if self.rule.by_target:
-            found = {v: [r for r in rows if holds_target(r.get(column), v)] for v, rows in found.items()}
+        """Existing rows per presence value, in batches. Target paths are matched as holds_target
+        says, by looking up the paths each row holds (linear in rows, not rows x targets)."""
+        column, wanted = self.columns[self.rule.field], sorted(set(self.columns.values()))
+        if not self.rule.by_target:
+            return self.client.find_rows(self.schema, self.table, column, values, self.rule.match, columns=wanted)
+        found: dict[str, list[dict[str, Any]]] = {v: [] for v in values}
+        for batch in presence_batches(values, self.client.lookup_values, self.client.lookup_bytes):
+            rows = self.client.select_rows(self.schema, self.table, wanted, [
+                Filter(column, presence_operator(PresenceMatch.CONTAINS), multi_value(batch))])
+            in_batch = set(batch)  # a row holding targets of two batches comes back twice
+            for row in rows:
+                for path in dict.fromkeys(held_paths(row.get(column))):
+                    if path in in_batch:
+                        found[path].append(row)
         return found
 
     def existing(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,18 +145,20 @@ class LabKeyPresence:
         table = WritebackTable.open(self.clients(writeback_connection(self.config)), self.config)
         created_at = now.isoformat()
         groups: dict[str, list[PlanEntry]] = {}
+        rendered: dict[str, dict[str, Any]] = {}
         for entry in entries:
-            row = file_row(entry, self.config, created_at, None)
-            groups.setdefault(presence_value(entry, row, table.rule), []).append(entry)
+            # Every template is rendered now: a template error stops planning, never the write-back.
+            rendered[entry.relpath] = file_row(entry, self.config, created_at, None)
+            groups.setdefault(presence_value(entry, rendered[entry.relpath], table.rule), []).append(entry)
         found = table.lookup([v for v in groups if v])
         out: dict[str, Presence] = {}
         for value, members in groups.items():
-            presence = self._decide(table, value, members, found.get(value, []), created_at)
+            presence = self._decide(table, value, members, found.get(value, []), rendered)
             out.update({e.relpath: presence for e in members})
         return out
 
     def _decide(self, table: WritebackTable, value: str, members: list[PlanEntry],
-                rows: list[dict[str, Any]], created_at: str) -> Presence:
+                rows: list[dict[str, Any]], rendered: Mapping[str, Mapping[str, Any]]) -> Presence:
         skip = self.config.writeback.skip_creates
         if not value:
             return Presence(WriteAction.SKIP_CREATE, None, value, Reason.WRITEBACK_SKIPPED)
@@ -157,13 +168,13 @@ class LabKeyPresence:
         action = WriteAction.UPDATE if rows else WriteAction.SKIP_CREATE if skip else WriteAction.CREATE
         if len(rows) > 1 or (len(members) > 1 and aggregator_key(self.config) is None):
             return Presence(action, existing, value, Reason.DUPLICATE_PRESENCE_KEY)
-        if table.rule.by_target:
-            planned = group_row(members, self.config, created_at, None, (existing or {}).get("fields"))
+        if table.rule.by_target and table.rule.field != aggregator_key(self.config):  # an aggregator lists them all
             for entry in members:
-                if not holds_target(planned.get(table.rule.field), entry.target or ""):
-                    raise ConfigError(f"field '{table.rule.field}' (file_list) renders "
-                                      f"'{planned.get(table.rule.field)}' for {entry.relpath}, which does not "
-                                      f"hold its target path {entry.target}; its row could never be found again")
+                cell = rendered[entry.relpath].get(table.rule.field)
+                if not holds_target(cell, entry.target or ""):
+                    raise ConfigError(f"field '{table.rule.field}' (file_list) renders '{cell}' for {entry.relpath}, "
+                                      f"which does not hold its target path {entry.target}; its row could never "
+                                      "be found again")
         return Presence(action, existing, value, Reason.WRITEBACK_SKIPPED if action is WriteAction.SKIP_CREATE else None)
 
 
@@ -197,10 +208,13 @@ def _files(members: Sequence[PlanEntry]) -> str:
     return first if len(members) == 1 else f"{first} (+{len(members) - 1})"
 
 
-def update_diff_rows(plan: Plan) -> list[dict[str, str]]:
-    """Per updated row, every field: `from` (stored), `to` (planned) and whether it changes."""
-    rows = []
+def update_diff_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:
+    """Per updated row, every field: `from` (stored), `to` (planned) and whether it changes
+    (the first rows only, at least `max_rows`, when a caller shows no more)."""
+    rows: list[dict[str, str]] = []
     for members in writeback_groups(plan, WriteAction.UPDATE).values():
+        if max_rows is not None and len(rows) >= max_rows:
+            break
         existing = members[0].labkey_row or {}
         stored = existing.get("fields", {})
         planned = group_row(members, plan.config, plan.created_at, None, stored)
@@ -214,12 +228,14 @@ def update_diff_rows(plan: Plan) -> list[dict[str, str]]:
     return rows
 
 
-def create_rows(plan: Plan) -> list[dict[str, str]]:
+def create_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:
     """One row per planned insert with every field's value (none when `skip_creates`)."""
     if plan.config.writeback.skip_creates:
         return []
-    out = []
+    out: list[dict[str, str]] = []
     for members in writeback_groups(plan, WriteAction.CREATE).values():
+        if max_rows is not None and len(out) >= max_rows:
+            break
         planned = group_row(members, plan.config, plan.created_at)
         out.append({"files": _files(members), **{k: _shown(v) for k, v in planned.items()}})
     return out

@@ -1,10 +1,11 @@
 """The `labkey_records` step: write each presence key's row once, then prove every row is there.
 
-Rows are written for copied files only, from the frozen plan. Planned creates are looked up
-again just before inserting (one batched select): a re-execution after a failed or unanswered
-insert batch then updates the rows that did land instead of inserting them twice. Updates that
-would change nothing are not sent. Progress is handed to `on_progress` after every batch, so a
-failure leaves a result naming the rows already written.
+Rows are written for copied files only, from the frozen plan. A result naming this plan is saved
+before the first write and again at the end, failed or not (naming the rows that landed). When
+the step runs again for the same plan (a retry or re-execution after a failed or unanswered
+insert), planned creates are looked up again first, so rows that did land are updated, not
+inserted twice; a new run re-plans, and its presence check does the same. Updates that would
+change nothing are not sent.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def not_configured(plan: Plan, why: str) -> LabKeyResult:
 
 
 def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, table: WritebackTable,
-                  on_progress: Callable[[LabKeyResult], None]) -> LabKeyResult:
-    """Update existing rows (by key) and insert new ones for every copied file; returns row ids."""
+                  on_progress: Callable[[LabKeyResult], None], previous: LabKeyResult | None = None) -> LabKeyResult:
+    """Update existing rows (by key) and insert new ones for every copied file; returns row ids.
+
+    `previous`: this step's last result; when it is for the same plan, an earlier attempt may have
+    written rows since planning, so planned creates are looked up again first."""
     started = time.monotonic()
     result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True,
                           table=table.info.label, key_column=table.key)
@@ -51,7 +55,8 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     creates = _copied(plan, WriteAction.CREATE, not_copied, result)
     md5s = _md5s(plan, checksums, [e for g in (*updates.values(), *creates.values()) for e in g])
     existing = {k: (g[0].labkey_row or {}) for k, g in updates.items()}
-    for key, rows in (table.lookup(list(creates)) if creates else {}).items():
+    again = creates and previous is not None and previous.plan_created_at == plan.created_at
+    for key, rows in (table.lookup(list(creates)) if again else {}).items():
         if len(rows) > 1:
             _hold(result, creates.pop(key), Reason.DUPLICATE_PRESENCE_KEY)
         elif rows:  # landed since planning (an earlier attempt): update it instead
@@ -68,12 +73,15 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
             _record(result, members, "unchanged", stored["key"])
             continue
         changed.append((members, {str(stored["key_column"]): stored["key"], **row}))
-    on_progress(result)
-    _write(table, "update", changed, result, on_progress)
     inserts = [(members, group_row(members, plan.config, plan.created_at, md5s)) for members in creates.values()]
-    _write(table, "insert", inserts, result, on_progress)
-    result.complete, result.seconds = True, time.monotonic() - started
-    on_progress(result)
+    on_progress(result)  # before the first write: a later attempt of this plan knows to look again
+    try:
+        _write(table, "update", changed, result)
+        _write(table, "insert", inserts, result)
+        result.complete = True
+    finally:  # also after a failure: the rows that landed are named in the result
+        result.seconds = time.monotonic() - started
+        on_progress(result)
     return result
 
 
@@ -117,8 +125,8 @@ def _record(result: LabKeyResult, members: list[PlanEntry], action: str, row_id:
 
 
 def _write(table: WritebackTable, command: str, rows: list[tuple[list[PlanEntry], dict[str, Any]]],
-           result: LabKeyResult, on_progress: Callable[[LabKeyResult], None]) -> None:
-    """Send rows in batches; each batch's returned keys are recorded (and saved) as it lands."""
+           result: LabKeyResult) -> None:
+    """Send rows in batches; each batch's returned keys are recorded as it lands."""
     if not rows:
         return
     written = 0
@@ -128,7 +136,6 @@ def _write(table: WritebackTable, command: str, rows: list[tuple[list[PlanEntry]
         for (members, _), stored in zip(rows[written:written + len(batch)], batch):
             _record(result, members, _DONE[command], row_value(stored, table.key) if table.key else None)
         written += len(batch)
-        on_progress(result)
 
     send = table.client.update_rows if command == "update" else table.client.insert_rows
     send(table.schema, table.table, [row for _, row in rows], on_batch=landed)

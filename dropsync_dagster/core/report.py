@@ -58,14 +58,14 @@ def move_plan_rows(plan: Plan) -> list[dict[str, str]]:
     ]
 
 
-def labkey_diff_rows(plan: Plan) -> list[dict[str, str]]:
+def labkey_diff_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:
     """The dry-run LabKey update diffs: per row and field, `from`, `to`, `changes` (yes/no)."""
-    return update_diff_rows(plan)
+    return update_diff_rows(plan, max_rows)
 
 
-def labkey_create_rows(plan: Plan) -> list[dict[str, str]]:
+def labkey_create_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:
     """The dry-run planned creates: one row per insert with its fields (none with skip_creates)."""
-    return create_rows(plan)
+    return create_rows(plan, max_rows)
 
 
 def stopped(plan: Plan) -> list[PlanEntry]:

@@ -11,9 +11,10 @@ pure function of the plan (and the copy's MD5), so the diff shown at planning is
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from dropsync_dagster.core.config import SyncConfig
@@ -104,10 +105,16 @@ def file_row(entry: PlanEntry, config: SyncConfig, created_at: str, md5: str | N
             row[key] = render(value, variables, entry.metadata)
     row = apply_replacements(row, rules, "field")
     facts = {AUTO_TARGET: target, AUTO_UPLOADED: uploaded, AUTO_CHECKSUM: md5 or PENDING_CHECKSUM}
-    for key in row:
-        if normalize_field(key) in facts:
-            row[key] = facts[normalize_field(key)]
+    for key, role in _fact_fields(tuple(row)).items():
+        row[key] = facts[role]
     return row
+
+
+@lru_cache(maxsize=64)
+def _fact_fields(keys: tuple[str, ...]) -> dict[str, str]:
+    """The keys filled with a fact, and which (normalised once per set of keys, not per file)."""
+    roles = (AUTO_TARGET, AUTO_UPLOADED, AUTO_CHECKSUM)
+    return {k: normalize_field(k) for k in keys if normalize_field(k) in roles}
 
 
 def presence_value(entry: PlanEntry, row: Mapping[str, Any], rule: PresenceRule) -> str:
@@ -138,6 +145,17 @@ def group_row(entries: Sequence[PlanEntry], config: SyncConfig, created_at: str,
 def holds_target(cell: Any, target: str) -> bool:
     """True when a line of `cell` ends with `target`: CONTAINS, without `/a.fastq` matching `/a.fastq.gz`."""
     return bool(target) and any(line.rstrip().endswith(target) for line in str(cell or "").splitlines())
+
+
+def held_paths(cell: Any) -> Iterator[str]:
+    """Every absolute path a cell holds in the sense of holds_target: each line's tail from each
+    `/`, so rows are matched to targets by lookup instead of by testing every target."""
+    for line in str(cell or "").splitlines():
+        line = line.rstrip()
+        start = line.find("/")
+        while start != -1:
+            yield line[start:]
+            start = line.find("/", start + 1)
 
 
 def same_value(old: Any, new: Any) -> bool:

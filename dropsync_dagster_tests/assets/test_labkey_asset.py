@@ -209,7 +209,7 @@ def test_403_on_write_is_a_credentials_message_without_retries(
     assert Path(target(drop, 1)).exists() and (drop.path / fastq_relpath(read=1)).exists()
 
 
-def test_result_json_is_written_per_batch(tmp_path: Path, labkey_env: LabKeyTestServer,
+def test_result_json_names_every_row(tmp_path: Path, labkey_env: LabKeyTestServer,
                                           labkey_section: dict[str, Any]) -> None:
     drop = labkey_drop(tmp_path, labkey_section)
     drop.add_file(fastq_relpath(read=1))

@@ -12,9 +12,11 @@ import pytest
 from dropsync_dagster.core.config import load_config
 from dropsync_dagster.core.errors import ConfigError, RefusedError
 from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_plan import create_rows, plan_drop, update_diff_rows
+from dropsync_dagster.core.labkey_plan import WritebackTable, create_rows, plan_drop, update_diff_rows, writeback_connection
+from dropsync_dagster.core.labkey_records import rows_problems, write_records
 from dropsync_dagster.core.labkey_transport import RetryPolicy
-from dropsync_dagster.core.model import Plan, Reason, WriteAction
+from dropsync_dagster.core.model import Digests, Plan, Reason, WriteAction
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileChecksum, FileCopy, LabKeyResult
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
@@ -189,3 +191,36 @@ def test_nothing_to_record_asks_labkey_nothing(tmp_path: Path, labkey_env: LabKe
     labkey_env.reset_counters()
     assert plan(drop).entries == []
     assert labkey_env.count("selectRows") == 0
+
+
+def copied_results(result: Plan) -> tuple[ChecksumsResult, CopiesResult]:
+    """Checksums and copies as the earlier steps record them, every planned file copied."""
+    sums = {e.relpath: FileChecksum(digests=Digests(size=e.size, blake3="b3", md5="m5"), sidecar="blake3")
+            for e in result.entries if e.goes_ahead}
+    copies = {rel: FileCopy(outcome="copied", target=by_file(result)[rel].target, verified_blake3="b3") for rel in sums}
+    return ChecksumsResult(drop=result.drop, files=sums), CopiesResult(drop=result.drop, files=copies)
+
+
+def test_write_back_run_again_for_one_plan_never_inserts_twice(tmp_path: Path, labkey_env: LabKeyTestServer,
+                                                               labkey_section: dict[str, Any]) -> None:
+    drop = labkey_drop(tmp_path, labkey_section)
+    for read in (1, 2, 3):
+        drop.add_file(fastq_relpath(read=read))
+    planned = plan(drop)
+    checksums, copies = copied_results(planned)
+    saved: list[LabKeyResult] = []
+    table = WritebackTable.open(fast_client(writeback_connection(planned.config)), planned.config)
+    labkey_env.drop_next(1, action="insertRows", after_processing=True)  # lands, reply lost
+    with pytest.raises(RefusedError, match="may or may not have been applied"):
+        write_records(planned, checksums, copies, table, lambda r: saved.append(r.model_copy(deep=True)))
+    assert saved[-1].plan_created_at == planned.created_at and not saved[-1].complete
+    assert len(labkey_env.rows(LABKEY_CONTAINER, "exp", "data")) == 3
+    # A retry of the step for the same plan (no re-plan): the creates are looked up again first.
+    done = write_records(planned, checksums, copies, table, saved.append, previous=saved[-1])
+    assert (done.inserted, done.updated, done.unchanged) == (0, 0, 3) and done.complete
+    assert labkey_env.count("insertRows") == 1 and len(labkey_env.rows(LABKEY_CONTAINER, "exp", "data")) == 3
+    assert sorted(f.row_id for f in done.files.values()) == [1, 2, 3]
+    assert rows_problems(planned, copies, done, table) == []
+    # The check notices a row that disappeared.
+    labkey_env.table(LABKEY_CONTAINER, "exp", "data").delete([{"RowId": 2}])
+    assert [p.split(": ", 1)[1] for p in rows_problems(planned, copies, done, table)] == ["row RowId=2 is not in exp.data"]

@@ -16,6 +16,7 @@ from dropsync_dagster.core.writeback import (
     PENDING_CHECKSUM,
     file_row,
     group_row,
+    held_paths,
     holds_target,
     merged_lines,
     presence_rule,
@@ -123,3 +124,9 @@ def test_holds_target_is_line_exact_at_the_end() -> None:
     assert holds_target("file:///r/a.gz\n/r/b.gz ", "/r/b.gz")
     assert not holds_target("/r/a.gz.old", "/r/a.gz")
     assert not holds_target(None, "/r/a.gz") and not holds_target("anything", "")
+    # held_paths finds exactly the absolute targets holds_target accepts, by lookup
+    cell = "file:///r/a.gz\n/r/b.gz.old\n  /r/c d.gz  "
+    assert list(held_paths(cell)) == ["///r/a.gz", "//r/a.gz", "/r/a.gz", "/a.gz", "/r/b.gz.old", "/b.gz.old",
+                                      "/r/c d.gz", "/c d.gz"]
+    for target in ("/r/a.gz", "/r/b.gz", "/r/c d.gz", "/a.gz"):
+        assert (target in set(held_paths(cell))) is holds_target(cell, target)
