@@ -7,11 +7,14 @@ for `contains` (the default `file_list` check), `in` for `equal` — matched to 
 (a paginated scan of key + presence column would read all of `exp.data` for every drop).
 Batches here are bigger than the client's default: LOOKUP_VALUES values or LOOKUP_BYTES of
 form body (worst-case estimate), far below Tomcat's 2 MB maxPostSize, so 10,000 targets of
-~100 characters are 5 selects.
+~100 characters are 5 selects. For target paths, when that takes more than one batch, the rows
+naming the targets' common folder are read first (one `contains` pattern per row instead of
+thousands) if they fit in fewer pages than there are batches; otherwise the batches are sent.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,8 +36,7 @@ from dropsync_dagster.core.writeback import (
     PENDING_CHECKSUM,
     PresenceRule,
     aggregator_key,
-    file_row,
-    group_row,
+    RowBuilder,
     held_paths,
     holds_target,
     presence_rule,
@@ -84,21 +86,40 @@ class WritebackTable:
         return self.info.key
 
     def lookup(self, values: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Existing rows per presence value, in batches. Target paths are matched as holds_target
-        says, by looking up the paths each row holds (linear in rows, not rows x targets)."""
+        """Existing rows per presence value. Target paths are matched as holds_target says, by
+        looking up the paths each row holds (linear in rows, not rows x targets)."""
         column, wanted = self.columns[self.rule.field], sorted(set(self.columns.values()))
         if not self.rule.by_target:
             return self.client.find_rows(self.schema, self.table, column, values, self.rule.match, columns=wanted)
         found: dict[str, list[dict[str, Any]]] = {v: [] for v in values}
-        for batch in presence_batches(values, self.client.lookup_values, self.client.lookup_bytes):
-            rows = self.client.select_rows(self.schema, self.table, wanted, [
-                Filter(column, presence_operator(PresenceMatch.CONTAINS), multi_value(batch))])
-            in_batch = set(batch)  # a row holding targets of two batches comes back twice
+
+        def assign(rows: list[dict[str, Any]], allowed: set[str]) -> None:
             for row in rows:
                 for path in dict.fromkeys(held_paths(row.get(column))):
-                    if path in in_batch:
+                    if path in allowed:
                         found[path].append(row)
+
+        batches = presence_batches(values, self.client.lookup_values, self.client.lookup_bytes)
+        scanned = self._folder_rows(column, wanted, values, len(batches) - 1)
+        if scanned is not None:
+            assign(scanned, set(values))
+            return found
+        for batch in batches:
+            rows = self.client.select_rows(self.schema, self.table, wanted, [
+                Filter(column, presence_operator(PresenceMatch.CONTAINS), multi_value(batch))])
+            assign(rows, set(batch))  # a row holding targets of two batches comes back twice
         return found
+
+    def _folder_rows(self, column: str, wanted: list[str], targets: Sequence[str], pages: int) -> list[dict[str, Any]] | None:
+        """Every row naming the targets' common folder, when that is at most `pages` pages (fewer
+        requests than the batches, one cheap pattern per row); None when there are more."""
+        folder = os.path.commonpath(targets) if pages > 0 else os.sep
+        if folder == os.sep:
+            return None
+        limit = pages * self.client.page_size
+        rows = self.client.select_rows(self.schema, self.table, wanted,
+                                       [Filter(column, "contains", folder.rstrip(os.sep) + os.sep)], max_rows=limit)
+        return rows if len(rows) < limit else None
 
     def existing(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """An existing row as the plan keeps it: key column, key value, values by field key."""
@@ -143,12 +164,12 @@ class LabKeyPresence:
         if not entries:
             return {}
         table = WritebackTable.open(self.clients(writeback_connection(self.config)), self.config)
-        created_at = now.isoformat()
+        rows = RowBuilder.of(self.config, now.isoformat())
         groups: dict[str, list[PlanEntry]] = {}
         rendered: dict[str, dict[str, Any]] = {}
         for entry in entries:
             # Every template is rendered now: a template error stops planning, never the write-back.
-            rendered[entry.relpath] = file_row(entry, self.config, created_at, None)
+            rendered[entry.relpath] = rows.file_row(entry, None)
             groups.setdefault(presence_value(entry, rendered[entry.relpath], table.rule), []).append(entry)
         found = table.lookup([v for v in groups if v])
         out: dict[str, Presence] = {}
@@ -211,13 +232,14 @@ def _files(members: Sequence[PlanEntry]) -> str:
 def update_diff_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:
     """Per updated row, every field: `from` (stored), `to` (planned) and whether it changes
     (the first rows only, at least `max_rows`, when a caller shows no more)."""
+    builder = RowBuilder.of(plan.config, plan.created_at)
     rows: list[dict[str, str]] = []
     for members in writeback_groups(plan, WriteAction.UPDATE).values():
         if max_rows is not None and len(rows) >= max_rows:
             break
         existing = members[0].labkey_row or {}
         stored = existing.get("fields", {})
-        planned = group_row(members, plan.config, plan.created_at, None, stored)
+        planned = builder.group_row(members, None, stored)
         for key, value in planned.items():
             old = stored.get(key)
             changes = "yes" if not same_value(old, value) else "no"
@@ -232,11 +254,12 @@ def create_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]
     """One row per planned insert with every field's value (none when `skip_creates`)."""
     if plan.config.writeback.skip_creates:
         return []
+    builder = RowBuilder.of(plan.config, plan.created_at)
     out: list[dict[str, str]] = []
     for members in writeback_groups(plan, WriteAction.CREATE).values():
         if max_rows is not None and len(out) >= max_rows:
             break
-        planned = group_row(members, plan.config, plan.created_at)
+        planned = builder.group_row(members)
         out.append({"files": _files(members), **{k: _shown(v) for k, v in planned.items()}})
     return out
 

@@ -23,7 +23,7 @@ from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileRec
 from dropsync_dagster.core.writeback import (
     AUTO_TARGET,
     aggregator_key,
-    group_row,
+    RowBuilder,
     holds_target,
     same_value,
     wants_checksum,
@@ -65,15 +65,16 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
                 _hold(result, creates.pop(key), Reason.WRITEBACK_SKIPPED)
             else:
                 updates[key], existing[key] = creates.pop(key), found
+    builder = RowBuilder.of(plan.config, plan.created_at)
     changed: list[tuple[list[PlanEntry], dict[str, Any]]] = []
     for key, members in updates.items():
         stored = existing[key]
-        row = group_row(members, plan.config, plan.created_at, md5s, stored.get("fields"))
+        row = builder.group_row(members, md5s, stored.get("fields"))
         if all(same_value(stored.get("fields", {}).get(k), v) for k, v in row.items()):
             _record(result, members, "unchanged", stored["key"])
             continue
         changed.append((members, {str(stored["key_column"]): stored["key"], **row}))
-    inserts = [(members, group_row(members, plan.config, plan.created_at, md5s)) for members in creates.values()]
+    inserts = [(members, builder.group_row(members, md5s)) for members in creates.values()]
     on_progress(result)  # before the first write: a later attempt of this plan knows to look again
     try:
         _write(table, "update", changed, result)

@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from dropsync_dagster.core.config import SyncConfig
@@ -86,35 +85,54 @@ def format_time(moment: datetime, date_format: str) -> str:
     return moment.astimezone(timezone.utc).strftime(date_format)
 
 
-def file_row(entry: PlanEntry, config: SyncConfig, created_at: str, md5: str | None) -> dict[str, Any]:
-    """One file's row by field key; `md5` None (at planning) shows PENDING_CHECKSUM."""
-    rules = config.replacements.before_writeback
-    variables = apply_replacements(entry.variables, rules, "var")
-    target = entry.target or ""
-    uploaded = os.path.basename(entry.source)
-    variables.update(uploaded_filename=uploaded, target_path=target)
-    row: dict[str, Any] = {}
-    for key, value in config.fields.items():
-        if not isinstance(value, str):
-            row[key] = value  # booleans, numbers and empty values are written as such
-        elif value.strip() == "now()":
-            row[key] = format_time(datetime.fromisoformat(created_at), config.date_format)
-        elif value.strip() == "drop_file_mtime()":
-            row[key] = format_time(datetime.fromtimestamp(entry.mtime, timezone.utc), config.date_format)
-        else:
-            row[key] = render(value, variables, entry.metadata)
-    row = apply_replacements(row, rules, "field")
-    facts = {AUTO_TARGET: target, AUTO_UPLOADED: uploaded, AUTO_CHECKSUM: md5 or PENDING_CHECKSUM}
-    for key, role in _fact_fields(tuple(row)).items():
-        row[key] = facts[role]
-    return row
+@dataclass(frozen=True)
+class RowBuilder:
+    """Builds the rows of one plan: `now()` fixed to its `created_at`, the field roles resolved once."""
 
+    config: SyncConfig
+    now_text: str  # `now()`, rendered once
+    facts: dict[str, str]  # field key -> AUTO_* fact it is filled with
+    aggregator: str | None
 
-@lru_cache(maxsize=64)
-def _fact_fields(keys: tuple[str, ...]) -> dict[str, str]:
-    """The keys filled with a fact, and which (normalised once per set of keys, not per file)."""
-    roles = (AUTO_TARGET, AUTO_UPLOADED, AUTO_CHECKSUM)
-    return {k: normalize_field(k) for k in keys if normalize_field(k) in roles}
+    @classmethod
+    def of(cls, config: SyncConfig, created_at: str) -> "RowBuilder":
+        """The builder for a plan made from `config` at `created_at` (ISO)."""
+        roles = (AUTO_TARGET, AUTO_UPLOADED, AUTO_CHECKSUM)
+        facts = {k: normalize_field(k) for k in config.fields if normalize_field(k) in roles}
+        now_text = format_time(datetime.fromisoformat(created_at), config.date_format)
+        return cls(config, now_text, facts, aggregator_key(config))
+
+    def file_row(self, entry: PlanEntry, md5: str | None) -> dict[str, Any]:
+        """One file's row by field key; `md5` None (at planning) shows PENDING_CHECKSUM."""
+        rules = self.config.replacements.before_writeback
+        variables = apply_replacements(entry.variables, rules, "var")
+        target = entry.target or ""
+        uploaded = os.path.basename(entry.source)
+        variables.update(uploaded_filename=uploaded, target_path=target)
+        row: dict[str, Any] = {}
+        for key, value in self.config.fields.items():
+            if not isinstance(value, str):
+                row[key] = value  # booleans, numbers and empty values are written as such
+            elif value.strip() == "now()":
+                row[key] = self.now_text
+            elif value.strip() == "drop_file_mtime()":
+                row[key] = format_time(datetime.fromtimestamp(entry.mtime, timezone.utc), self.config.date_format)
+            else:
+                row[key] = render(value, variables, entry.metadata)
+        row = apply_replacements(row, rules, "field")
+        facts = {AUTO_TARGET: target, AUTO_UPLOADED: uploaded, AUTO_CHECKSUM: md5 or PENDING_CHECKSUM}
+        row.update({key: facts[role] for key, role in self.facts.items()})
+        return row
+
+    def group_row(self, entries: Sequence[PlanEntry], md5s: Mapping[str, str | None] | None = None,
+                  existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The row of files sharing one presence key: the first file's row (by path), and the
+        aggregator field listing every target (merged with what an existing row lists)."""
+        members = sorted(entries, key=lambda e: e.relpath)
+        row = self.file_row(members[0], (md5s or {}).get(members[0].relpath))
+        if self.aggregator is not None:
+            row[self.aggregator] = merged_lines((existing or {}).get(self.aggregator), [e.target or "" for e in members])
+        return row
 
 
 def presence_value(entry: PlanEntry, row: Mapping[str, Any], rule: PresenceRule) -> str:
@@ -126,20 +144,6 @@ def merged_lines(existing: Any, targets: Sequence[str]) -> str:
     """An aggregator cell: the paths it already lists, then the new ones, one per line, no repeats."""
     lines = [line.strip() for line in str(existing or "").splitlines() if line.strip()]
     return "\n".join(dict.fromkeys([*lines, *targets]))
-
-
-def group_row(entries: Sequence[PlanEntry], config: SyncConfig, created_at: str,
-              md5s: Mapping[str, str | None] | None = None,
-              existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The row of files sharing one presence key: the first file's row (by path), and the
-    aggregator field listing every target (merged with what an existing row lists)."""
-    members = sorted(entries, key=lambda e: e.relpath)
-    first = members[0]
-    row = file_row(first, config, created_at, (md5s or {}).get(first.relpath))
-    aggregator = aggregator_key(config)
-    if aggregator is not None:
-        row[aggregator] = merged_lines((existing or {}).get(aggregator), [e.target or "" for e in members])
-    return row
 
 
 def holds_target(cell: Any, target: str) -> bool:

@@ -57,13 +57,21 @@ def test_write_actions_and_requests_grow_with_batches(tmp_path: Path, labkey_env
     first = plan(drop)
     existing = [e.target for e in first.entries[:40]]
     labkey_env.insert(LABKEY_CONTAINER, "exp", "data", [{"Name": "old", "Path_To_Synced_Data": t} for t in existing])
+    labkey_env.insert(LABKEY_CONTAINER, "exp", "data", [{"Name": "elsewhere", "Path_To_Synced_Data": "/other/x.gz"}])
     labkey_env.reset_counters()
     again = plan(drop)
     actions = [e.write_action for e in again.entries]
     assert actions.count(WriteAction.UPDATE) == 40 and actions.count(WriteAction.CREATE) == 210
     assert {e.labkey_row["key"] for e in again.entries if e.labkey_row} == set(range(1, 41))
-    assert labkey_env.count("selectRows") == 1 + 3  # columns once, then 250 targets in batches of 100
     assert all(e.presence_key == e.target for e in again.entries)
+    # 250 targets are 3 batches of 100; the 40 rows naming their common folder fit in one page: read those.
+    assert labkey_env.count("selectRows") == 1 + 1
+    # With more rows under that folder than pages (10 rows a page here): the batches after 2 pages.
+    labkey_env.reset_counters()
+    small_pages = plan_drop(drop.folder(), load_config(drop.config_path), drop.settings(),
+                            lambda c: LabKeyClient(c, retry=FAST, lookup_values=100, page_size=10), now=NOW)
+    assert [e.model_dump() for e in small_pages.entries] == [e.model_dump() for e in again.entries]
+    assert labkey_env.count("selectRows") == 1 + 2 + (4 + 1 + 1)  # the first batch's 40 rows are 4 pages
 
 
 def test_skip_creates_and_rows_without_a_key_stop_the_file(tmp_path: Path, labkey_env: LabKeyTestServer,

@@ -14,8 +14,7 @@ from dropsync_dagster.core.labkey_presence import PresenceMatch
 from dropsync_dagster.core.model import PlanEntry
 from dropsync_dagster.core.writeback import (
     PENDING_CHECKSUM,
-    file_row,
-    group_row,
+    RowBuilder,
     held_paths,
     holds_target,
     merged_lines,
@@ -62,7 +61,7 @@ def test_fields_render_in_the_documented_order() -> None:
             {"target": "field", "name": "Name", "replace": ".", "with": "_"},
             {"target": "field", "name": "Path To Synced Data", "replace": "/", "with": "|"}]},
     )
-    row = file_row(entry(metadata={"lims": {"Sample Id": "S-1"}}), cfg, CREATED, "d41d8cd98f00b204e9800998ecf8427e")
+    row = RowBuilder.of(cfg, CREATED).file_row(entry(metadata={"lims": {"Sample Id": "S-1"}}), "d41d8cd98f00b204e9800998ecf8427e")
     assert row == {
         "Name": "AB_C_r2", "Sample": "S-1", "Synced": True, "Lane": 4, "Note": None,
         "When": "20.11.2026 13:14", "Uploaded": "19.11.2026 08:30", "Where": "/repo/AB-C/AB-C_r2_R1.gz",
@@ -70,7 +69,7 @@ def test_fields_render_in_the_documented_order() -> None:
         "Path To Synced Data": "/repo/AB-C/AB-C_r2_R1.gz",  # facts are filled after replacements, untouched
         "uploaded_file_name": "AB-C_R1.gz", "CheckSum": "d41d8cd98f00b204e9800998ecf8427e",
     }
-    assert file_row(entry(), config(fields={"Checksum": None}), CREATED, None) == {"Checksum": PENDING_CHECKSUM}
+    assert RowBuilder.of(config(fields={"Checksum": None}), CREATED).file_row(entry(), None) == {"Checksum": PENDING_CHECKSUM}
     assert wants_checksum(cfg) and not wants_checksum(config())
 
 
@@ -79,7 +78,7 @@ def test_group_row_aggregates_targets_and_keeps_what_the_row_lists() -> None:
                  field_parameters={"Name": "file_list", "Files": "file_list_aggregator"},
                  presence_check={"field": "Name", "match": "equal"})
     r2, r1 = entry("R2"), entry("R1")
-    row = group_row([r2, r1], cfg, CREATED, existing={"Files": "/repo/old.gz\n/repo/AB-C/AB-C_r2_R2.gz\n"})
+    row = RowBuilder.of(cfg, CREATED).group_row([r2, r1], existing={"Files": "/repo/old.gz\n/repo/AB-C/AB-C_r2_R2.gz\n"})
     assert row["Name"] == "AB-C" and row["Path_To_Synced_Data"] == r1.target  # the first file by path
     assert row["Files"] == f"/repo/old.gz\n{r2.target}\n{r1.target}"
     assert merged_lines(None, ["a", "a", "b"]) == "a\nb"
