@@ -35,8 +35,8 @@ from dropsync_dagster.core.templating import render
 from dropsync_dagster.core.writeback import (
     PENDING_CHECKSUM,
     PresenceRule,
-    aggregator_key,
     RowBuilder,
+    aggregator_key,
     held_paths,
     holds_target,
     presence_rule,

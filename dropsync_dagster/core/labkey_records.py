@@ -22,8 +22,8 @@ from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileRecord, LabKeyResult
 from dropsync_dagster.core.writeback import (
     AUTO_TARGET,
-    aggregator_key,
     RowBuilder,
+    aggregator_key,
     holds_target,
     same_value,
     wants_checksum,
@@ -48,6 +48,7 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     started = time.monotonic()
     result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True,
                           table=table.info.label, key_column=table.key)
+
     def not_copied(entry: PlanEntry) -> Reason | None:  # the copy-level gates only
         return move_gate(entry, checksums.files.get(entry.relpath), copies.files.get(entry.relpath))
 
@@ -55,16 +56,8 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     creates = _copied(plan, WriteAction.CREATE, not_copied, result)
     md5s = _md5s(plan, checksums, [e for g in (*updates.values(), *creates.values()) for e in g])
     existing = {k: (g[0].labkey_row or {}) for k, g in updates.items()}
-    again = creates and previous is not None and previous.plan_created_at == plan.created_at
-    for key, rows in (table.lookup(list(creates)) if again else {}).items():
-        if len(rows) > 1:
-            _hold(result, creates.pop(key), Reason.DUPLICATE_PRESENCE_KEY)
-        elif rows:  # landed since planning (an earlier attempt): update it instead
-            found = table.existing(rows[0])
-            if found["key"] is None:
-                _hold(result, creates.pop(key), Reason.WRITEBACK_SKIPPED)
-            else:
-                updates[key], existing[key] = creates.pop(key), found
+    if creates and previous is not None and previous.plan_created_at == plan.created_at:
+        _look_again(table, creates, updates, existing, result)
     builder = RowBuilder.of(plan.config, plan.created_at)
     changed: list[tuple[list[PlanEntry], dict[str, Any]]] = []
     for key, members in updates.items():
@@ -72,8 +65,8 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
         row = builder.group_row(members, md5s, stored.get("fields"))
         if all(same_value(stored.get("fields", {}).get(k), v) for k, v in row.items()):
             _record(result, members, "unchanged", stored["key"])
-            continue
-        changed.append((members, {str(stored["key_column"]): stored["key"], **row}))
+        else:
+            changed.append((members, {str(stored["key_column"]): stored["key"], **row}))
     inserts = [(members, builder.group_row(members, md5s)) for members in creates.values()]
     on_progress(result)  # before the first write: a later attempt of this plan knows to look again
     try:
@@ -84,6 +77,20 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
         result.seconds = time.monotonic() - started
         on_progress(result)
     return result
+
+
+def _look_again(table: WritebackTable, creates: Groups, updates: Groups, existing: dict[str, dict[str, Any]],
+                result: LabKeyResult) -> None:
+    """Planned creates whose row landed since planning become updates of it (two rows: held)."""
+    for key, rows in table.lookup(list(creates)).items():
+        if len(rows) > 1:
+            _hold(result, creates.pop(key), Reason.DUPLICATE_PRESENCE_KEY)
+        elif rows:
+            found = table.existing(rows[0])
+            if found["key"] is None:
+                _hold(result, creates.pop(key), Reason.WRITEBACK_SKIPPED)
+            else:
+                updates[key], existing[key] = creates.pop(key), found
 
 
 def _copied(plan: Plan, action: WriteAction, not_copied: Callable[[PlanEntry], Reason | None],
