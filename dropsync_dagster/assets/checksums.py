@@ -6,6 +6,7 @@ from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.ownership import claim
 from dropsync_dagster.assets.metadata import tally, transfer_metadata
 from dropsync_dagster.core.checksums import compute_checksums
+from dropsync_dagster.core.writeback import wants_checksum
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -17,8 +18,7 @@ def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, 
     results = storage.results()
     plan = results.load_plan(context.partition_key)
     claim(context, status, storage, plan.drop, plan.drop_path)  # before the first write (sidecars)
-    want_md5 = any(k.replace(" ", "_").lower() == "checksum" for k in plan.config.fields)
-    checksums = compute_checksums(plan, want_md5=want_md5)
+    checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
     path = results.save(plan.drop, "checksums", checksums)
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
