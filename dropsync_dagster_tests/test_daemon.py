@@ -59,7 +59,8 @@ def test_daemon_syncs_a_drop_that_appears(dagster_procs, tmp_path, gpg_keys) -> 
     state = tmp_path / "state"
     assert len(list((state / "archive").glob(f"{new.key}.g1.tar.gpg"))) == 1
     doc = SqliteStatusStore(state / DEFAULT_FILENAME).get(new.key)
-    assert doc is not None and doc.status == "synced" and doc.owner == run.run_id
+    # (A sensor tick that falls between a move's link and unlink may queue one more, empty run.)
+    assert doc is not None and doc.status == "synced" and doc.owner in {r.run_id for r in runs_of(home, new.key)}
 
     with home.instance() as instance:
         # The run went through the queue (the concurrency block), not straight to a launcher.
