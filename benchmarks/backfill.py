@@ -11,7 +11,6 @@ daemon's pick-up, which polls every 30 s), and first run start → last run end 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ import dagster as dg
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.datasets import DEFAULT_BENCH_DIR, machine, remove_tree  # noqa: E402
-from benchmarks.deployment import cli_sync, deployment, finished_runs, load_average, register, tiny_drops  # noqa: E402
+from benchmarks.datasets import DEFAULT_BENCH_DIR, remove_tree  # noqa: E402
+from benchmarks.deployment import begin, cli_sync, deployment, finished_runs, load_average, register, tiny_drops  # noqa: E402
 from dropsync_dagster_tests.fixtures.dagster_procs import wait_until  # noqa: E402
 
 
@@ -67,10 +66,7 @@ def main() -> None:
     parser.add_argument("--max-runs", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--dir", type=Path, default=DEFAULT_BENCH_DIR / "backfill")
     args = parser.parse_args()
-    work = args.dir.resolve()
-    remove_tree(work)
-    print(f"# backfill benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}; "
-          f"{args.drops} one-file drops; load average {load_average()}\n")
+    work = begin("backfill benchmark", f"{args.drops} one-file drops", args.dir)
     print("| how | wall s | per drop s | notes |\n|---|---|---|---|")
     try:
         cli = one_by_one(work, args.drops)

@@ -4,6 +4,7 @@ Postgres (127.0.0.1:5432, trust auth), DAGSTER_HOME from deploy/dagster.yaml, an
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import uuid
@@ -15,6 +16,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from benchmarks.datasets import machine, remove_tree
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.dagster_procs import BIN, DagsterHome, DagsterProcs
 from dropsync_dagster_tests.fixtures.postgres import PgServer
@@ -80,3 +82,12 @@ def cli_sync(home: DagsterHome, drop: Drop) -> None:
 def load_average() -> str:
     """The 1-minute load average, for the record."""
     return f"{os.getloadavg()[0]:.1f}"
+
+
+def begin(title: str, detail: str, work: Path) -> Path:
+    """Empty the work folder and print the header line: what, when, where, how loaded."""
+    work = work.resolve()
+    remove_tree(work)
+    print(f"# {title}, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}; {detail}; "
+          f"load average {load_average()}\n")
+    return work

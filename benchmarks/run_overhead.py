@@ -11,7 +11,6 @@ started → success (the steps). Beside it: `dropsync sync --do-it` on the same 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import time
@@ -22,8 +21,8 @@ if __package__ in (None, ""):
 
 import dagster as dg  # noqa: E402
 
-from benchmarks.datasets import DEFAULT_BENCH_DIR, machine, remove_tree  # noqa: E402
-from benchmarks.deployment import cli_sync, deployment, finished_runs, load_average, tiny_drops  # noqa: E402
+from benchmarks.datasets import DEFAULT_BENCH_DIR, remove_tree  # noqa: E402
+from benchmarks.deployment import begin, cli_sync, deployment, finished_runs, load_average, tiny_drops  # noqa: E402
 from dropsync_dagster_tests.fixtures.dagster_procs import wait_until  # noqa: E402
 
 PHASES = ("ready → enqueued", "enqueued → started", "started → success", "ready → success")
@@ -83,10 +82,7 @@ def main() -> None:
     parser.add_argument("--drops", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=DEFAULT_BENCH_DIR / "run_overhead")
     args = parser.parse_args()
-    work = args.dir.resolve()
-    remove_tree(work)
-    print(f"# run overhead, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}; "
-          f"{args.drops} one-file drops each way; load average {load_average()}\n")
+    work = begin("run overhead", f"{args.drops} one-file drops each way", args.dir)
     try:
         phases = through_daemon(work, args.drops)
         cli = through_cli(work, args.drops)
