@@ -43,6 +43,11 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.status
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/ingest.py --encrypt
+	$(PY) -m benchmarks.labkey
+	$(PY) -m benchmarks.sensor
+	$(PY) -m benchmarks.planning_scale
+	$(PY) -m benchmarks.backfill
+	$(PY) -m benchmarks.run_overhead
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR) .dropsync .demo .bench

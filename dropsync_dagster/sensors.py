@@ -9,7 +9,7 @@ from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.core.runs import record_run_failure
 from dropsync_dagster.core.watch import tick
-from dropsync_dagster.jobs import sync_drop
+from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.runner import LAUNCHED_BY
 from dropsync_dagster.resources.status import StatusResource
@@ -44,7 +44,7 @@ def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, s
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[sync_drop], default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(monitored_jobs=[sync_drop, sync_drop_celery], default_status=dg.DefaultSensorStatus.RUNNING)
 def drop_failure_sensor(context: dg.RunFailureSensorContext, storage: StorageResource, status: StatusResource) -> None:
     """Count a failed run against its drop (the CLI counts the runs it executes in-process)."""
     run = context.dagster_run
