@@ -124,8 +124,8 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(3)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # usage errors: one line too, exit 2
+        click.echo(f"dropsync: {exc.format_message()} (see dropsync --help)", err=True)
         sys.exit(2)
     except (DropsyncError, OSError) as exc:
         label, code = next((label, code) for kind, label, code in _EXITS if isinstance(exc, kind))

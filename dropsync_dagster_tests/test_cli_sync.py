@@ -140,3 +140,10 @@ def test_interrupted_run_then_rerun_completes(tmp_path: Path) -> None:
     assert not list(drop.repository.rglob("*dropsync-tmp*"))
     assert (drop.processed / fastq_relpath(read=1)).stat().st_size == 192 << 20
     assert target(drop, 1).stat().st_size == 192 << 20
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    done = dropsync(drop, "sync", "--bogus")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["dropsync: No such option '--bogus'. (see dropsync --help)"]
