@@ -36,7 +36,8 @@ def move_gate(
     reason = copy_gate(entry, checksum)
     if reason is not None:
         return reason
-    if copy is None:
+    if copy is None or copy.target != entry.target:
+        # No copy, or one made for another plan's target (a step materialised on its own).
         return Reason.NOT_VERIFIED
     if copy.outcome not in COPY_DONE:
         return Reason(copy.outcome)
