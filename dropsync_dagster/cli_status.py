@@ -49,6 +49,9 @@ def status(drop: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([d.body() for d in docs], indent=1, default=str))
         return
+    if not docs:
+        console.print("no drops registered (dropsync register ROOT…, or let the sensor find them)")
+        return
     rows = [
         {
             "drop": d.id,
