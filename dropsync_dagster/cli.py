@@ -16,9 +16,8 @@ from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedErro
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.labkey_plan import plan_drop
 from dropsync_dagster.cli_status import lineage, register, reset, status
-from dropsync_dagster.console import print_labkey_summary, print_plan
+from dropsync_dagster.console import print_plan
 from dropsync_dagster.core.report import stopped
-from dropsync_dagster.core.results import LabKeyResult, ResultStore
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
@@ -64,11 +63,7 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
         sys.exit(1 if stopped(planned) else 0)
     if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
         raise click.exceptions.Abort()
-    code = sync_now(settings, folder, planned)
-    recorded = ResultStore(settings.state_dir).load_optional(folder.key, "labkey", LabKeyResult)
-    if recorded is not None and recorded.configured:
-        print_labkey_summary(recorded)
-    sys.exit(code)
+    sys.exit(sync_now(settings, folder, planned))
 
 
 @cli.group()

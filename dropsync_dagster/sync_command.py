@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dropsync_dagster import runner
-from dropsync_dagster.console import console, print_table, progress_bars
+from dropsync_dagster.console import console, print_labkey_summary, print_table, progress_bars
 from dropsync_dagster.core.discovery import DropFolder
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.registry import remember
 from dropsync_dagster.core.runs import record_run_failure
 from dropsync_dagster.core.report import GATE_REASONS
-from dropsync_dagster.core.results import CopiesResult, OriginalsResult, ResultStore
+from dropsync_dagster.core.results import CopiesResult, LabKeyResult, OriginalsResult, ResultStore
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.status import StatusResource
 
@@ -41,9 +41,12 @@ def sync_now(settings: Settings, folder: DropFolder, plan: Plan) -> int:
     print_table("Copy summary", [{"file": r, "target": c.target, "result": c.outcome} for r, c in copies.files.items()], "result")
     print_table(
         "Archive/move summary",
-        [{"file": r, "processed": m.processed or "", "result": m.outcome if m.reason is None else f"{m.outcome}:{m.reason}"} for r, m in originals.files.items()],
+        [{"file": r, "processed": m.processed or "", "result": m.label} for r, m in originals.files.items()],
         "result",
     )
+    recorded = results.load_optional(folder.key, "labkey", LabKeyResult)
+    if recorded is not None and recorded.configured:
+        print_labkey_summary(recorded)
     held = [r for r, m in originals.files.items() if m.reason in GATE_REASONS]
     console.print(f"run {outcome.run_id}: {len(originals.files) - len(held)} synced, {len(held)} held back")
     return 1 if held else 0

@@ -45,7 +45,7 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
     path = results.save(plan.drop, "originals", originals)
     row_ids = labkey.row_ids() if labkey is not None and labkey.plan_created_at == plan.created_at else None
     store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids))
-    outcomes = tally([m.outcome if m.reason is None else f"{m.outcome}:{m.reason}" for m in originals.files.values()])
+    outcomes = tally([m.label for m in originals.files.values()])
     store.mark_synced(plan.drop, run_owner(context), outcomes)
     return dg.MaterializeResult(
         metadata={

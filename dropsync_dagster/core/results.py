@@ -59,6 +59,11 @@ class FileMove(BaseModel):
     reason: Reason | None = None
     processed: str | None = None
 
+    @property
+    def label(self) -> str:
+        """`moved`, or `<outcome>:<reason>` (e.g. `held:md5_mismatch`), as summaries show it."""
+        return self.outcome if self.reason is None else f"{self.outcome}:{self.reason}"
+
 
 class OriginalsResult(BaseModel):
     """Output of `archived_originals`."""
