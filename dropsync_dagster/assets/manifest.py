@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from dropsync_dagster.core.testhooks import hook
+
 from dropsync_dagster.assets.metadata import (
     SHOWN_ROWS,
     check_result,
@@ -43,6 +45,7 @@ def drop_manifest(
         # A recipient missing from the keyring is a configuration error before any work starts.
         recipient_fingerprints(policy.recipients, policy.gnupghome)
     plan = plan_drop(folder, config, settings, labkey.client)
+    hook("planned", drop=plan.drop)
     path = storage.results().save(plan.drop, "manifest", plan)
     metadata = plan_metadata(plan, path)
     if plan.labkey_configured:

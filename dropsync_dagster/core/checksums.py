@@ -9,6 +9,7 @@ from dropsync_dagster.core import progress
 from dropsync_dagster.core.hashing import hash_files
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, FileChecksum
+from dropsync_dagster.core.testhooks import hook
 from dropsync_dagster.core.sidecars import flush_filesystems, read_md5_sidecar, read_sidecar, write_sidecar
 
 
@@ -39,6 +40,7 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
             written.append(source.parent)
     if written:
         flush_filesystems(sorted(set(written)))  # one syncfs for every sidecar, not two fsyncs each
+    hook("hashed", drop=plan.drop)
     return ChecksumsResult(
         drop=plan.drop,
         files=files,

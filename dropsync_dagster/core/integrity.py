@@ -6,7 +6,7 @@ import errno
 import os
 import resource
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +19,10 @@ from dropsync_dagster.core.errors import IntegrityError, RefusedError
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.hashing import DEFAULT_WORKERS, THREADED_HASH_FROM, OnBytes, hash_fd, open_read
 from dropsync_dagster.core.sidecars import SidecarKind, StagedFile
+from dropsync_dagster.core.testhooks import hook
+
+# Called right before each irreversible action; raises RefusedError once the run lost its claim.
+Guard = Callable[[], None]
 
 # Files staged before one `syncfs`: each holds two descriptors until published.
 BATCH_FILES = max(16, min(1024, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256) // 4))
@@ -65,13 +69,17 @@ def copy_verified(
 
 
 def copy_verified_batch(
-    items: Sequence[CopyItem], on_bytes: OnBytes | None = None, workers: int = DEFAULT_WORKERS
+    items: Sequence[CopyItem],
+    on_bytes: OnBytes | None = None,
+    workers: int = DEFAULT_WORKERS,
+    guard: Guard | None = None,
 ) -> list[CopyOutcome]:
     """`copy_verified` for many files: copied and verified by `workers` threads, small files made
-    durable by one `syncfs` per group (Linux; per-file fsync elsewhere). Outcomes follow `items`."""
+    durable by one `syncfs` per group (Linux; per-file fsync elsewhere). Outcomes follow `items`.
+    `guard` is called right before each publish."""
     outcomes: list[CopyOutcome] = []
     for group in _groups(items):
-        outcomes.extend(_copy_group(group, on_bytes, workers))
+        outcomes.extend(_copy_group(group, on_bytes, workers, guard))
     return outcomes
 
 
@@ -98,7 +106,7 @@ class _Pending:
     sidecar_final: Path | None = None
 
 
-def _copy_group(items: list[CopyItem], on_bytes: OnBytes | None, workers: int) -> list[CopyOutcome]:
+def _copy_group(items: list[CopyItem], on_bytes: OnBytes | None, workers: int, guard: Guard | None) -> list[CopyOutcome]:
     """Stage and verify every file (in parallel), make them durable together, then publish."""
     pending = [_Pending(item) for item in items]
     folders = sorted({item.target.parent for item in items})
@@ -114,7 +122,7 @@ def _copy_group(items: list[CopyItem], on_bytes: OnBytes | None, workers: int) -
         waiting = [s for e in pending for s in (None if e.durable else e.data, e.sidecar) if s is not None]
         by_syncfs = sidecars.sync_staged(waiting, len(waiting) >= SYNCFS_FROM)
         for entry in pending:
-            _publish(entry)
+            _publish(entry, guard)
         sidecars.sync_folders(folders, by_syncfs)
     finally:
         for entry in pending:
@@ -170,13 +178,17 @@ def _sidecar_bytes(item: CopyItem) -> bytes:
     return sidecars.sidecar_line(item.sidecar_kind, digest, item.target.name).encode("utf-8")
 
 
-def _publish(entry: _Pending) -> None:
+def _publish(entry: _Pending, guard: Guard | None) -> None:
     """Link the verified, durable temporary file to its final name (never replacing), then the sidecar."""
     target, expected = entry.item.target, entry.item.expected
     if entry.data is not None:
+        if guard is not None:
+            guard()
+        hook("before_publish", path=target, source=entry.item.source)
         try:
             os.link(entry.data.path, target, follow_symlinks=False)
             entry.outcome = CopyOutcome.COPIED
+            hook("published", path=target)
         except FileExistsError:  # someone published first: compare, never replace
             entry.outcome = _existing_outcome(target, expected)
         entry.data.discard()
@@ -220,16 +232,20 @@ def move_original(source: Path, dest: Path, expected: Digests) -> MoveOutcome:
     return move_originals([(source, dest, expected)])[0]
 
 
-def move_originals(moves: Sequence[tuple[Path, Path, Digests]]) -> list[MoveOutcome]:
+def move_originals(moves: Sequence[tuple[Path, Path, Digests]], guard: Guard | None = None) -> list[MoveOutcome]:
     """Move originals and their sidecars, never overwriting; across filesystems each is copied,
     made durable and verified against its digests before the unlink. Outcomes follow `moves`.
 
     Every new name is made durable (one `syncfs` per filesystem) before any source is unlinked,
-    and the unlinks once more at the end. A re-run after a crash finishes a half-done move."""
+    and the unlinks once more at the end. A re-run after a crash finishes a half-done move.
+    `guard` is called right before each original is linked and before the unlinks."""
     outcomes: list[MoveOutcome] = []
     linked: list[tuple[Path, Path, bool]] = []
     for source, dest, expected in moves:
         sidecars.make_parents(dest.parent)
+        if guard is not None:
+            guard()
+        hook("before_move", path=source, dest=dest)
         outcome, needs_unlink = _link_original(source, dest, expected)
         outcomes.append(outcome)
         if outcome is MoveOutcome.MOVED:
@@ -237,10 +253,13 @@ def move_originals(moves: Sequence[tuple[Path, Path, Digests]]) -> list[MoveOutc
     if not linked:
         return outcomes
     sidecars.flush_filesystems(sorted({dest.parent for _, dest, _ in linked}))
+    if guard is not None:
+        guard()
     for source, dest, needs_unlink in linked:
         if needs_unlink:
             os.unlink(source)
         _move_sidecars(source, dest)
+        hook("between_moves", path=source)
     sidecars.flush_filesystems(sorted({p for s, d, _ in linked for p in (s.parent, d.parent)}))
     return outcomes
 

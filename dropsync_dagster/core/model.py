@@ -24,6 +24,11 @@ class Reason(StrEnum):
     EXISTS = "exists"
     UNSAFE_PATH = "unsafe_path"
     DUPLICATE_PRESENCE_KEY = "duplicate_presence_key"
+    CHANGED_SINCE_PLAN = "changed_since_plan"  # a source read is not the planned file
+    CHANGED_AFTER_COPY = "changed_after_copy"  # the original changed after its copy was verified
+    UNREADABLE = "unreadable"  # a file or folder of the drop cannot be read
+    BAD_SIDECAR = "bad_sidecar"  # a malformed, oversized, symlinked or special sidecar
+    BAD_NAME = "bad_name"  # not UTF-8, too long for its sidecar/target/temporary, or over PATH_MAX
 
 
 # Reasons that do not stop a file: it continues to LabKey and the move.
