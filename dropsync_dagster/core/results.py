@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from dropsync_dagster.core.errors import DropsyncError
-from dropsync_dagster.core.model import Digests, Plan, Reason
+from dropsync_dagster.core.model import Digests, Identity, Plan, Reason
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -21,9 +21,10 @@ class FileChecksum(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    digests: Digests
+    digests: Digests | None  # None: held before it was read (see `reason`)
     sidecar: str  # "md5" (kept, verified) or "blake3" (written by us)
-    reason: Reason | None = None  # md5_mismatch or not_verified (changed since planning)
+    reason: Reason | None = None  # md5_mismatch, not_verified, changed_since_plan, bad_sidecar, ...
+    identity: Identity | None = None  # the file that was hashed: only it may move (ctime included)
 
 
 class ChecksumsResult(BaseModel):
