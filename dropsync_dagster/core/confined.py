@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def open_under(root: Path, folder: Path, *, create: bool = False, mode: int = 0o
                     parts = _resolve_inside(root, done + [part]) + parts[i + 1 :]
                     break
                 except NotADirectoryError as err:
-                    raise UnsafePathError(f"{folder}: {root.joinpath(*done, part)} is not a folder") from err
+                    raise NotAFolderError(f"{folder}: {root.joinpath(*done, part)} is not a folder") from err
                 os.close(fd)
                 fd = child
                 done.append(part)
@@ -60,6 +61,10 @@ def open_under(root: Path, folder: Path, *, create: bool = False, mode: int = 0o
         finally:
             if fd >= 0:
                 os.close(fd)
+
+
+class NotAFolderError(UnsafePathError):
+    """Something other than a folder (and not a link) sits where a folder must be."""
 
 
 class _Symlink(Exception):
@@ -79,10 +84,18 @@ def _open_child(parent: int, name: str, create: bool, mode: int) -> int:
             except FileExistsError:
                 pass  # made by someone else meanwhile: open it
         except OSError as err:
-            if err.errno == errno.ELOOP:
+            # O_DIRECTORY|O_NOFOLLOW on a link fails with ENOTDIR (Linux) or ELOOP.
+            if err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(parent, name):
                 raise _Symlink() from err
             raise
     return os.open(name, _DIR, dir_fd=parent)
+
+
+def _is_link(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _resolve_inside(root: Path, parts: list[str]) -> list[str]:

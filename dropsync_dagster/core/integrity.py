@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core import sidecars
-from dropsync_dagster.core.confined import Folders
+from dropsync_dagster.core.confined import Folders, NotAFolderError
 from dropsync_dagster.core.errors import IntegrityError, RefusedError, UnsafePathError
 from dropsync_dagster.core.hashing import DEFAULT_WORKERS, THREADED_HASH_FROM, OnBytes, hash_fd
 from dropsync_dagster.core.model import Digests, Identity
@@ -161,6 +161,9 @@ def _open_folder(entry: _Pending, folders: Folders, swept: set[int]) -> None:
         return
     try:
         entry.folder = folders.get(entry.item.root or nearest_folder(target.parent), target.parent, create=True)
+    except NotAFolderError:
+        entry.outcome = CopyOutcome.TARGET_CONFLICT  # a file sits where its folder must be
+        return
     except UnsafePathError:
         entry.outcome = CopyOutcome.UNSAFE_PATH
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core import sidecars
-from dropsync_dagster.core.confined import Folders
+from dropsync_dagster.core.confined import Folders, NotAFolderError
 from dropsync_dagster.core.errors import RefusedError, UnsafePathError
 from dropsync_dagster.core.integrity import CopyItem, CopyOutcome, Guard, copy_verified_batch, holds, nearest_folder
 from dropsync_dagster.core.model import Digests, Identity
@@ -74,6 +74,9 @@ def move_originals(moves: Sequence[tuple], guard: Guard | None = None) -> list[M
             try:
                 src = folders.get(item.source_root or nearest_folder(item.source.parent), item.source.parent)
                 dst = folders.get(item.dest_root or nearest_folder(item.dest.parent), item.dest.parent, create=True)
+            except NotAFolderError:
+                outcomes.append(MoveOutcome.EXISTS)  # a file sits where its folder must be
+                continue
             except UnsafePathError:
                 outcomes.append(MoveOutcome.UNSAFE_PATH)
                 continue
