@@ -76,12 +76,22 @@ def select_members(drop_dir: Path, exclusions: Sequence[str], planned: Collectio
             if TEMP_MARKER in name or not stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
                 continue
             rel = prefix + name
+            if not _utf8(rel):
+                continue  # held `bad_name` and never moved; a members index is JSON text
             pattern = excluding_pattern(rel, exclusions)
             if pattern is None:
                 members.append(rel)
             elif rel in planned:
                 raise ConfigError(f"archive.tar_exclusions: pattern '{pattern}' excludes planned file {rel}")
     return sorted(members)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def excluding_pattern(relpath: str, exclusions: Sequence[str]) -> str | None:
