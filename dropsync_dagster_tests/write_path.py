@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.checksums import compute_checksums
 from dropsync_dagster.core.copies import copy_files
 from dropsync_dagster.core.model import Plan
@@ -77,6 +81,36 @@ def run_steps(drop: Drop, plan: Plan | None = None) -> Run:
     return Run(plan, checksums, copies, originals)
 
 
+def run_with_planted_link(tmp_path: Path, where: Callable[[Drop, Plan], Path]) -> tuple[Drop, Run]:
+    """Plan a drop, then make `where(drop, plan)` a symlink to the canary folder, and run the
+    write path; asserts that nothing outside the roots changed."""
+    drop = simple_drop(tmp_path)
+    outside = canary(tmp_path)
+    before = snapshot(outside)
+    plan = drop.plan()
+    link = where(drop, plan)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    run = run_steps(drop, plan)
+    assert snapshot(outside) == before
+    return drop, run
+
+
+def put(path: Path, data: bytes) -> Path:
+    """Write `path` (and its folders)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 def temps(folder: Path) -> list[Path]:
     """Temporaries left anywhere below `folder`."""
     return sorted(p for p in folder.rglob("*") if ".dropsync-tmp" in p.name)
+
+
+@pytest.fixture
+def no_hooks():
+    """No test hook before or after the test."""
+    testhooks.clear()
+    yield
+    testhooks.clear()

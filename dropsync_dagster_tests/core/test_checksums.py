@@ -14,7 +14,11 @@ from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_d
 
 
 def _swap(source: Path, how: str, outside: Path) -> None:
-    source.unlink()
+    # Kept aside (except "deleted"): a freed inode number could be reused by the new file.
+    if how == "deleted":
+        source.unlink()
+    else:
+        source.rename(source.with_name("kept-aside"))
     if how == "symlink_to_secret":
         source.symlink_to(outside / "secret-a.bin")  # same size, root-only
     elif how == "symlink_to_dev_zero":

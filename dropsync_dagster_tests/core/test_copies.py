@@ -19,24 +19,17 @@ from dropsync_dagster.core.copies import copy_files
 from dropsync_dagster.core.integrity import CopyOutcome, copy_verified
 from dropsync_dagster.core.hashing import hash_file
 from dropsync_dagster.core.model import Reason
-from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_drop, snapshot, temps
+from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
+from dropsync_dagster_tests.write_path import (
+    FILES, canary, put, run_steps, run_with_planted_link, simple_drop, snapshot, temps,
+)
 
 
-@pytest.fixture(autouse=True)
-def _no_hooks():
-    testhooks.clear()
-    yield
-    testhooks.clear()
+pytestmark = pytest.mark.usefixtures("no_hooks")
 
 
 def test_symlink_planted_in_the_repository_after_planning_is_never_written_through(tmp_path: Path) -> None:
-    drop = simple_drop(tmp_path)
-    outside = canary(tmp_path)
-    before = snapshot(outside)
-    plan = drop.plan()
-    (drop.repository / "d").symlink_to(outside)  # after planning, before writing
-    run = run_steps(drop, plan)
-    assert snapshot(outside) == before
+    drop, run = run_with_planted_link(tmp_path, lambda drop, _: drop.repository / "d")
     assert {rel: c.outcome for rel, c in run.copies.files.items()} == {
         "d/a.bin": "unsafe_path", "d/b.bin": "unsafe_path", "e/c.bin": "copied"}
     assert {rel: m.label for rel, m in run.originals.files.items()} == {
@@ -78,7 +71,7 @@ def test_source_replaced_by_another_file_of_the_same_size_and_content_is_held(tm
 
     def replace(**_: object) -> None:
         st = source.stat()
-        source.unlink()
+        source.rename(source.with_name("kept.bin"))  # kept: its inode number cannot be reused
         source.write_bytes(FILES["d/a.bin"])  # a new inode, same bytes and mtime
         os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -115,11 +108,8 @@ copy_verified(source, target, Digests.model_validate_json(sys.argv[3]), "blake3"
 
 
 def test_kill_between_publish_and_unlink_then_another_copy_never_rewrites_the_file(tmp_path: Path) -> None:
-    source = tmp_path / "drop" / "a.bin"
-    source.parent.mkdir()
-    source.write_bytes(b"first" * 1000)
-    target = tmp_path / "repo" / "t.bin"
-    target.parent.mkdir()
+    source = put(tmp_path / "drop" / "a.bin", b"first" * 1000)
+    target = put(tmp_path / "repo" / "keep.txt", b"").with_name("t.bin")
     env = {**os.environ, testhooks.ENV: json.dumps({"published": "kill -KILL $DROPSYNC_HOOK_PID"})}
     digests = hash_file(source, want_md5=False)
     proc = subprocess.run(

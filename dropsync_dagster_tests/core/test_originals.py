@@ -12,26 +12,16 @@ from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.hashing import hash_file
 from dropsync_dagster.core.moves import MoveItem, MoveOutcome, move_originals
 from dropsync_dagster.core.sources import identity_of
-from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_drop, snapshot
+from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
+from dropsync_dagster_tests.write_path import FILES, put, run_steps, run_with_planted_link, simple_drop
 
 
-@pytest.fixture(autouse=True)
-def _no_hooks():
-    testhooks.clear()
-    yield
-    testhooks.clear()
+pytestmark = pytest.mark.usefixtures("no_hooks")
 
 
 def test_symlink_planted_in_processed_after_planning_never_sends_originals_out(tmp_path: Path) -> None:
-    drop = simple_drop(tmp_path)
-    outside = canary(tmp_path)
-    before = snapshot(outside)
-    plan = drop.plan()
-    target = Path(plan.entries[0].processed).parent  # processed/d (or below, when rebased)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.symlink_to(outside)
-    run = run_steps(drop, plan)
-    assert snapshot(outside) == before
+    # processed/<...>/d, the folder of d/a.bin's destination
+    drop, run = run_with_planted_link(tmp_path, lambda _, plan: Path(plan.entries[0].processed).parent)
     assert {rel: m.label for rel, m in run.originals.files.items()} == {
         "d/a.bin": "held:unsafe_path", "d/b.bin": "held:unsafe_path", "e/c.bin": "moved"}
     assert (drop.path / "d/a.bin").read_bytes() == FILES["d/a.bin"]
@@ -84,9 +74,7 @@ def test_sidecar_turned_into_a_fifo_before_the_move_is_held_and_nothing_hangs(tm
 
 
 def test_rerun_after_a_kill_between_link_and_unlink_finishes_the_move(tmp_path: Path) -> None:
-    source = tmp_path / "drop" / "a.bin"
-    source.parent.mkdir()
-    source.write_bytes(b"data" * 100)
+    source = put(tmp_path / "drop" / "a.bin", b"data" * 100)
     identity = identity_of(source.stat())
     dest = tmp_path / "processed" / "a.bin"
     dest.parent.mkdir()
@@ -97,12 +85,8 @@ def test_rerun_after_a_kill_between_link_and_unlink_finishes_the_move(tmp_path: 
 
 
 def test_processed_temporaries_of_dead_writers_are_swept(tmp_path: Path) -> None:
-    source = tmp_path / "drop" / "a.bin"
-    source.parent.mkdir()
-    source.write_bytes(b"data" * 100)
-    dest = tmp_path / "processed" / "a.bin"
-    dest.parent.mkdir()
-    stale = dest.parent / ".a.bin.dropsync-tmp-deadbeef-0000"
-    stale.write_bytes(b"half")
+    source = put(tmp_path / "drop" / "a.bin", b"data" * 100)
+    stale = put(tmp_path / "processed" / ".a.bin.dropsync-tmp-deadbeef-0000", b"half")
+    dest = stale.with_name("a.bin")
     assert move_originals([(source, dest, hash_file(source, False))]) == [MoveOutcome.MOVED]
     assert not stale.exists()
