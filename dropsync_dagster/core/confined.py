@@ -123,6 +123,13 @@ def root_of(path: Path, roots: Iterable[Path]) -> Path:
     return max(holding, key=lambda r: len(r.parts))
 
 
+def nearest_folder(folder: Path) -> Path:
+    """`folder` or its nearest existing ancestor: the default root of a write."""
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def make_root(outer: Path | None, root: Path, mode: int = 0o777) -> None:
     """Make `root` (and its missing parents) by a confined walk from `outer`, the allowed root
     holding it; with no `outer`, `root` must already exist."""

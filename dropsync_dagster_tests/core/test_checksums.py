@@ -93,3 +93,13 @@ def test_a_drop_folder_swapped_for_a_link_after_planning_gets_no_sidecar_outside
     checksums = compute_checksums(plan)
     assert checksums.files["d/a.bin"].reason is Reason.CHANGED_SINCE_PLAN  # another inode
     assert not (outside / "a.bin.blake3").exists()
+
+
+def test_dead_temporaries_in_the_drop_are_swept_even_when_no_sidecar_is_written(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path)
+    plan = drop.plan()
+    compute_checksums(plan)  # writes every .blake3
+    stale = drop.path / "d" / ".a.bin.blake3.dropsync-tmp-deadbeef-0000"
+    stale.write_bytes(b"half a sidecar")
+    compute_checksums(plan)  # nothing to write now
+    assert not stale.exists()
