@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.layout import check_layout
 from dropsync_dagster.core.metadata import MetadataResult
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.settings import Settings
@@ -84,6 +85,7 @@ def make_plan(
     now = now or datetime.now(timezone.utc)
     repository = _folder(settings, drop.path, config.repository_folder, "repository_folder")
     processed = _folder(settings, drop.path, config.processed_folder, "processed_folder")
+    check_layout(drop.path, [r.path for r in settings.drop_roots], repository, processed)
     rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
     if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
         raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")
@@ -125,7 +127,8 @@ def make_plan(
 
 
 def _folder(settings: Settings, drop_path: Path, value: str, key: str) -> Path:
-    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed."""
+    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed.
+    The plan carries the checked real paths, so the write steps use the folders checked here."""
     return settings.check_allowed(drop_path / value, key)
 
 
