@@ -16,7 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from dropsync_dagster.core.bounded_regex import bounded_match
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
+from dropsync_dagster.core.config_yaml import read_config_text
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.layout import check_layout
@@ -93,11 +95,11 @@ def make_plan(
     processed_prefix = os.path.join(processed, os.path.relpath(drop.path.resolve(), rebase))
     today = now.strftime("%Y-%m-%d")
     targets = _Targets()
-    regex = config.regex
+    regex, regex_key = config.regex, f"{drop.path / CONFIG_NAME}: drop_filename_regex"
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
         entry = dict(relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime)
-        match = regex.match(cand.relpath)
+        match = bounded_match(regex, cand.relpath, regex_key)
         entry["matched"] = match is not None
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
         entry["processed_taken"] = os.path.lexists(entry["processed"])
@@ -120,7 +122,7 @@ def make_plan(
         created_at=now.isoformat(),
         today=today,
         entries=entries,
-        config_sha256=hashlib.sha256((drop.path / CONFIG_NAME).read_bytes()).hexdigest(),
+        config_sha256=hashlib.sha256(read_config_text(drop.path / CONFIG_NAME).encode()).hexdigest(),
         config=config,
         labkey_configured=config.labkey is not None,
     )
@@ -230,9 +232,10 @@ def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets)
 
 
 def _lexically_safe(rel: str) -> bool:
-    """A target must be relative, free of `..` components, and name a file, not a folder."""
+    """A target must be relative, free of `..` components and NUL bytes (a metadata value may
+    carry one), and name a file, not a folder."""
     parts = rel.replace("\\", "/").split("/")
-    return bool(rel) and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
+    return bool(rel) and "\0" not in rel and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
 
 
 def _inside(repository: Path, folder: str, targets: _Targets) -> bool:

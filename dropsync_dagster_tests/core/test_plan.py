@@ -475,3 +475,14 @@ def test_plan_is_frozen_and_round_trips_through_json(tmp_path: Path) -> None:
     assert by_file(again)["notes.txt"].reason is Reason.SKIPPED_NON_MATCH
     assert by_file(again)[SEED_FILE].md5_sidecar == f"{drop.path / SEED_FILE}.md5"
     assert again.drop == drop.key and again.created_at == NOW.isoformat()
+
+
+@pytest.mark.timeout(60, method="thread")  # `re` would backtrack for ages in C, deaf to signals
+def test_a_catastrophic_regex_is_a_configuration_error_not_a_hang(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None,
+                                  drop_filename_filter="**/*", drop_filename_regex=r"(?P<phase>(a|aa)+)$",
+                                  repository_filename="<phase>_r<run>"))
+    drop.add_file("a" * 60 + "b")
+    with pytest.raises(ConfigError, match=r"sync\.yml: drop_filename_regex: matching took longer than 1 s"):
+        drop.plan()
