@@ -29,7 +29,7 @@ def read_config_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{path}: not UTF-8 text (at byte offset {exc.start})") from None
 
 
 def parse_yaml(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
