@@ -201,6 +201,7 @@ def test_an_unexpected_exception_is_one_line_exit_3(tmp_path: Path) -> None:
         "def crash(*args, **kwargs):\n"
         "    raise RuntimeError('boom\\n\\x1b[31msecond line')\n"
         "settings.Settings.from_env = classmethod(crash)\n")
-    done = dropsync(drop, "plan", str(drop.path), extra_env={"PYTHONPATH": str(inject)})
+    path = os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")]))
+    done = dropsync(drop, "plan", str(drop.path), extra_env={"PYTHONPATH": path})
     line = one_line(done, 3)
     assert line == "dropsync: failed: unexpected RuntimeError: boom\\x0a\\x1b[31msecond line"
