@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.config import load_config
-from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT
+from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT, MAX_NODES
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster_tests.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
 
@@ -245,6 +245,12 @@ def test_a_symlinked_sync_yml_is_refused(tmp_path: Path) -> None:
 def test_an_oversized_sync_yml_is_refused_by_its_size(tmp_path: Path) -> None:
     path = write(tmp_path, seed_text() + "#" * (CONFIG_LIMIT + 1))
     assert f"more than the limit of {CONFIG_LIMIT} bytes" in config_error(path)
+
+
+@pytest.mark.timeout(30)
+def test_a_megabyte_of_tiny_nodes_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    text = seed_text() + "archive: {tar_exclusions: [" + ",".join(["x"] * (MAX_NODES + 1)) + "]}\n"
+    assert f"more than {MAX_NODES} YAML nodes" in config_error(write(tmp_path, text))
 
 
 @pytest.mark.timeout(30)
