@@ -333,3 +333,13 @@ def test_a_nul_byte_in_a_folder_is_refused(tmp_path: Path, key: str) -> None:
 def test_a_csv_delimiter_must_be_one_character(tmp_path: Path, delimiter: str) -> None:
     text = seed_text(metadata_sources=[{"name": "s", "type": "csv", "path": "s.csv", "delimiter": delimiter}])
     assert "delimiter: Value error, a delimiter is one character" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_a_sync_yml_that_is_a_folder_or_a_device_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "sync.yml"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    assert f"is a {'folder' if kind == 'folder' else 'character device'}; a regular file is required" in config_error(path)
