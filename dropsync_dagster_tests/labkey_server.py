@@ -44,6 +44,8 @@ class Fault:
     status: int = 500
     seconds: float = 0.0
     after_processing: bool = False
+    arrived: threading.Event | None = None  # "pause": set when the request is held
+    release: threading.Event | None = None  # "pause": the request goes on when this is set
 
 
 def _container_key(path: str) -> str:
@@ -165,6 +167,14 @@ class LabKeyTestServer:
         `after_processing`: the request is applied first (a write commits, then the reply hangs)."""
         with self.lock:
             self.faults.append(Fault("delay", n, action, seconds=seconds, after_processing=after_processing))
+
+    def pause_next(self, action: str) -> tuple[threading.Event, threading.Event]:
+        """Hold the next `action` request before it is applied: returns (arrived, release); the
+        request goes on once `release` is set (or after two minutes)."""
+        arrived, release = threading.Event(), threading.Event()
+        with self.lock:
+            self.faults.append(Fault("pause", 1, action, arrived=arrived, release=release))
+        return arrived, release
 
     def clear_faults(self) -> None:
         """Remove every injected fault."""

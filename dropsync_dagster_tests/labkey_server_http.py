@@ -72,6 +72,10 @@ class LabKeyHandler(BaseHTTPRequestHandler):
         delay = lk.take_fault("delay", action)
         if delay is not None:
             time.sleep(delay.seconds)
+        pause = lk.take_fault("pause", action)
+        if pause is not None and pause.arrived is not None and pause.release is not None:
+            pause.arrived.set()
+            pause.release.wait(120)
         if lk.take_fault("drop", action) is not None:
             self.close_connection = True  # no reply at all: the client sees the connection drop
             return
