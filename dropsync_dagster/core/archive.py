@@ -206,6 +206,8 @@ def _write_generation(
         )
         _write_durably(index_tmp, record.model_dump_json(indent=1, exclude_none=True).encode())
         # The key, then the index, are durable before the archive appears: it always has both.
+        if guard is not None:
+            guard()
         for temp, final in ((key_tmp, key), (index_tmp, index), (archive_tmp, archive)):
             if guard is not None:
                 guard()
