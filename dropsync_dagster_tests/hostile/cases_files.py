@@ -1,0 +1,243 @@
+"""Odd files in the drop: FIFOs, sockets, devices, unreadable entries, hostile names, bad sidecars."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from dropsync_dagster_tests.drops import fastq_relpath
+from dropsync_dagster_tests.hostile.harness import Case
+from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene, secret_sized
+
+H = HOSTILE_REL
+EVIL_DIR = os.path.dirname(H)  # scRNA/evil/2026-11-20/SEQ_ABCDE
+PREFIX = "ABC_DEFGHI_S1_L001_"  # what the seed regex needs before the suffix group
+SPECIAL = "FIFO, socket or device"
+UNREADABLE = "unreadable file or folder (root without DAC capabilities)"
+NAME = "hostile name"
+SIDECAR = "bad .md5/.blake3 sidecar"
+
+
+def named(suffix: str) -> str:
+    """A drop-relative name the seed regex matches, with `suffix` as its `<suffix>` group."""
+    return f"{EVIL_DIR}/{PREFIX}{suffix}.fastq.gz"
+
+
+# --- special files -----------------------------------------------------------------------------
+
+def fifo_source(s: Scene) -> None:
+    s.fifo(H)
+
+
+def socket_source(s: Scene) -> None:
+    s.sock(H)
+
+
+def device_source(s: Scene) -> None:
+    path = s.path(H)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+
+
+def fifo_md5(s: Scene) -> None:
+    s.hostile()
+    s.fifo(H + ".md5")
+
+
+def fifo_blake3(s: Scene) -> None:
+    s.hostile()
+    s.fifo(H + ".blake3")
+
+
+def fifo_sentinel(s: Scene) -> None:
+    s.path(".ready").unlink()
+    s.fifo(".metadata_rsync_exitcode")
+
+
+# --- unreadable (the CLI runs without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH) ------------------
+
+def unreadable_file(s: Scene) -> None:
+    s.hostile().chmod(0)
+    s.no_dac = True
+
+
+def unreadable_folder(s: Scene) -> None:
+    s.hostile()
+    s.path(EVIL_DIR).chmod(0)
+    s.no_dac = True
+
+
+def untraversable_folder(s: Scene) -> None:
+    s.hostile()
+    s.path(EVIL_DIR).chmod(0o644)  # listable, but no entry can be opened or stat'ed
+    s.no_dac = True
+
+
+def unreadable_md5(s: Scene) -> None:
+    s.drop.add_file(H, md5="correct")
+    s.path(H + ".md5").chmod(0)
+    s.no_dac = True
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+def long_rel(length: int) -> str:
+    """A matching name of exactly `length` bytes."""
+    return named("R5_" + "x" * (length - len(PREFIX) - len("R5_.fastq.gz")))
+
+
+def long_name(length: int, good: bool):
+    def arrange(s: Scene) -> None:
+        rel = long_rel(length)
+        assert len(os.path.basename(rel)) == length
+        s.add(rel)
+        if good:
+            s.good.append(rel)
+    return arrange
+
+
+DEEP_REL = "scRNA/evil/" + "/".join(f"{i:02d}" + "d" * 218 for i in range(20)) + "/SEQ_ABCDE/" + PREFIX + "R5_001.fastq.gz"
+
+
+def over_path_max(s: Scene) -> None:
+    """Folders created one level at a time through descriptors: the full path exceeds PATH_MAX."""
+    parts = DEEP_REL.split("/")
+    fd = os.open(s.drop.path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                pass
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd)
+        os.write(out, b"@deep\nACGT\n+\nIIII\n")
+        os.close(out)
+    finally:
+        os.close(fd)
+    assert len(str(s.drop.path / DEEP_REL).encode()) > 4096
+
+
+NON_UTF8_REL = os.fsdecode(os.fsencode(EVIL_DIR) + b"/" + PREFIX.encode() + b"R5_\xff\xfe.fastq.gz")
+
+
+def synced_name(rel: str):
+    def arrange(s: Scene) -> None:
+        s.add(rel)
+        s.good.append(rel)
+    return arrange
+
+
+def non_utf8(s: Scene) -> None:
+    s.add(NON_UTF8_REL, b"@bytes\nACGT\n+\nIIII\n")
+
+
+# --- sidecars --------------------------------------------------------------------------------
+
+def md5_text(content: bytes | str):
+    def arrange(s: Scene) -> None:
+        s.hostile()
+        data = content.encode() if isinstance(content, str) else content
+        s.path(H + ".md5").write_bytes(data)
+    return arrange
+
+
+def md5_oversized(s: Scene) -> None:
+    s.hostile()
+    s.path(H + ".md5").write_bytes(b"d41d8cd98f00b204e9800998ecf8427e" * (10 * 1024 * 1024 // 32))
+
+
+def md5_uppercase(s: Scene) -> None:
+    s.drop.add_file(H, md5="correct")
+    sidecar = s.path(H + ".md5")
+    digest, name = sidecar.read_text().split("  ", 1)
+    sidecar.write_text(f"{digest.upper()}  {name}")
+    s.good.append(H)
+
+
+def md5_link(target: str):
+    def arrange(s: Scene) -> None:
+        s.drop.add_file(H, md5="correct")
+        sidecar = s.path(H + ".md5")
+        copy = s.canary / "copied.md5"
+        copy.write_bytes(sidecar.read_bytes())
+        sidecar.unlink()
+        os.symlink(target.format(copy=copy), sidecar)
+    return arrange
+
+
+def md5_folder(s: Scene) -> None:
+    s.hostile()
+    s.path(H + ".md5").mkdir()
+
+
+def blake3_link(s: Scene) -> None:
+    s.hostile()
+    os.symlink(s.victim, s.path(H + ".blake3"))
+
+
+def _md5_of_hostile() -> str:
+    import hashlib
+
+    return hashlib.md5(secret_sized(H)).hexdigest()
+
+
+CASES = [
+    Case("fifo_as_source", SPECIAL, "a FIFO is never opened: held like every non-regular entry", fifo_source, 1,
+         {H: "unsafe_path"}),
+    Case("socket_as_source", SPECIAL, "a socket named like data is held, never opened", socket_source, 1,
+         {H: "unsafe_path"}),
+    Case("device_as_source", SPECIAL, "a character device (/dev/zero's numbers) is held, never read", device_source, 1,
+         {H: "unsafe_path"}),
+    Case("fifo_as_md5_sidecar", SPECIAL, "a FIFO sidecar is a bad sidecar; reading it must not block", fifo_md5, 1,
+         {H: "bad_sidecar"}),
+    Case("fifo_as_blake3_sidecar", SPECIAL, "a FIFO where the .blake3 goes is a bad sidecar, never opened", fifo_blake3,
+         1, {H: "bad_sidecar"}),
+    Case("fifo_as_rsync_sentinel", SPECIAL,
+         "a sentinel that is a FIFO never says 0: the drop is not ready, the run is refused without blocking",
+         fifo_sentinel, 3),
+    Case("unreadable_file", UNREADABLE, "EACCES on one source holds that file only", unreadable_file, 1,
+         {H: "unreadable"}),
+    Case("unreadable_folder", UNREADABLE, "a folder that cannot be listed is held, the rest syncs", unreadable_folder,
+         1, shown=("unreadable",)),
+    Case("untraversable_folder", UNREADABLE, "a folder without search permission is held, the rest syncs",
+         untraversable_folder, 1, shown=("unreadable",)),
+    Case("unreadable_md5_sidecar", UNREADABLE, "a sidecar that cannot be read holds its file",
+         unreadable_md5, 1, {H: ("bad_sidecar", "unreadable")}),
+    Case("name_250_bytes", NAME, "too long for its .blake3 sidecar and target (NAME_MAX 255)", long_name(250, False), 1,
+         {long_rel(250): "bad_name"}),
+    Case("name_242_bytes_fits", NAME, "the longest name whose target (+6) and target sidecar (+7) still fit syncs",
+         long_name(242, True), 0),
+    Case("path_over_path_max", NAME, "a path past PATH_MAX is held, never a crash", over_path_max, 1,
+         {DEEP_REL: "bad_name"}),
+    Case("name_not_utf8", NAME, "bytes that are not UTF-8 are held (shown escaped)", non_utf8, 1, shown=("bad_name",)),
+    Case("name_with_newline", NAME, "a newline is a legal name byte: synced, sidecars escape it as md5sum/b3sum do",
+         synced_name(named("R5_a\nb")), 0),
+    Case("name_with_backslash", NAME, "a backslash is an ordinary name byte on POSIX: synced",
+         synced_name(named("R5_a\\b")), 0),
+    Case("name_with_terminal_escapes", NAME, "escapes in a name never reach the terminal raw: synced, printed escaped",
+         synced_name(named("R5_\x1b]0;pwned\x07\x1b[2J\x1b[31mred")), 0),
+    Case("name_with_rich_markup", NAME, "rich markup (a '[/]' across a folder and a name) is printed literally, never parsed: synced",
+         synced_name(f"{EVIL_DIR}/[bold red]x[/]{PREFIX}R5_[bold]y.fastq.gz"), 0),
+    Case("name_with_shell_syntax", NAME, "shell syntax in a name is just bytes: synced",
+         synced_name(named("R5_$(touch pwned);`id`'q\"-- -rf *")), 0),
+    Case("md5_garbage", SIDECAR, "not a digest line", md5_text("this is not a checksum\n"), 1, {H: "bad_sidecar"}),
+    Case("md5_wrong_length", SIDECAR, "31 hex digits is no MD5", md5_text("d41d8cd98f00b204e9800998ecf8427  x\n"),
+         1, {H: "bad_sidecar"}),
+    Case("md5_empty", SIDECAR, "an empty sidecar says nothing", md5_text(""), 1, {H: "bad_sidecar"}),
+    Case("md5_binary", SIDECAR, "binary bytes with NUL", md5_text(b"\x00\xff\xfe\x00" * 64), 1, {H: "bad_sidecar"}),
+    Case("md5_two_entries", SIDECAR, "two lines: which one is meant?",
+         md5_text(f"{_md5_of_hostile()}  a\n{_md5_of_hostile()}  b\n"), 1, {H: "bad_sidecar"}),
+    Case("md5_oversized", SIDECAR, "10 MB is no sidecar: refused without slurping", md5_oversized, 1,
+         {H: "bad_sidecar"}),
+    Case("md5_uppercase_hex", SIDECAR, "an upper-case digest is the same MD5: synced", md5_uppercase, 0),
+    Case("md5_symlink", SIDECAR, "a symlinked sidecar (to a correct digest outside) is a bad sidecar",
+         md5_link("{copy}"), 1, {H: "bad_sidecar"}),
+    Case("md5_symlink_to_dev_zero", SIDECAR, "a sidecar link to /dev/zero: held, never read", md5_link("/dev/zero"),
+         1, {H: "bad_sidecar"}),
+    Case("md5_is_folder", SIDECAR, "a folder named like a sidecar", md5_folder, 1, {H: "bad_sidecar"}),
+    Case("blake3_symlink_to_outside", SIDECAR, "writing the .blake3 never follows a link at its name", blake3_link, 1,
+         {H: "bad_sidecar"}),
+]
