@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import requests
 from labkey.exceptions import (
@@ -26,6 +26,7 @@ from labkey.exceptions import (
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
+from dropsync_dagster.core.redact import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,8 +84,14 @@ def _never_reached(exc: requests.RequestException) -> bool:
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
-def classify(exc: Exception) -> Failure:
-    """Sort a client exception into a failure kind with a short detail, never the credentials."""
+def classify(exc: Exception, secrets: Sequence[str | None] = ()) -> Failure:
+    """Sort a client exception into a failure kind with a short detail, never the credentials:
+    the server's text is redacted (headers, URL user info and `secrets`, e.g. the API key)."""
+    failure = _classify(exc)
+    return Failure(failure.kind, failure.status, redact(failure.detail, secrets))
+
+
+def _classify(exc: Exception) -> Failure:
     if isinstance(exc, RequestAuthorizationError):
         return Failure("auth", 401, _server_text(exc))
     if isinstance(exc, QueryNotFoundError):
@@ -119,22 +126,24 @@ def _retryable(failure: Failure, idempotent: bool) -> bool:
 
 
 def call_labkey(what: str, call: Callable[[], T], policy: RetryPolicy, credentials: str,
-                idempotent: bool = True, missing_row: bool = False) -> T:
+                idempotent: bool = True, missing_row: bool = False, secrets: Sequence[str | None] = ()) -> T:
     """Run one client call with retries; raise ConfigError/RefusedError with one line naming `what`.
 
     `credentials` describes where the key came from (never the key itself), for 401/403 messages.
     `missing_row`: a JSON 404 means a row is gone (updateRows), not a wrong container or table.
+    `secrets` (the API key) are redacted from every message, as are headers and URL user info.
     """
     for attempt in range(1, policy.attempts + 1):
         try:
             return call()
         except RequestError as exc:
-            failure = classify(exc)
+            failure = classify(exc, secrets)
             if missing_row and failure.kind == "config" and isinstance(exc, QueryNotFoundError):
                 failure = Failure("client", 404, failure.detail)
         except KeyError as exc:
             # The client raises a bare KeyError('CSRF') when whoami answers without a token (spec 1.4).
-            raise RefusedError(f"{what}: the server did not hand out a CSRF token ({exc}); is it a LabKey server?") from exc
+            raise RefusedError(f"{what}: the server did not hand out a CSRF token "
+                               f"({redact(str(exc), secrets)}); is it a LabKey server?") from exc
         if not _retryable(failure, idempotent) or attempt == policy.attempts:
             raise _final_error(what, failure, credentials, attempt, idempotent)
         wait = policy.delay(attempt)

@@ -16,9 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from dropsync_dagster.core.bounded_regex import bounded_match
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
+from dropsync_dagster.core.config_yaml import read_config_text
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.layout import check_layout
 from dropsync_dagster.core.metadata import MetadataResult
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.settings import Settings
@@ -84,6 +87,7 @@ def make_plan(
     now = now or datetime.now(timezone.utc)
     repository = _folder(settings, drop.path, config.repository_folder, "repository_folder")
     processed = _folder(settings, drop.path, config.processed_folder, "processed_folder")
+    check_layout(drop.path, [r.path for r in settings.drop_roots], repository, processed)
     rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
     if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
         raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")
@@ -91,14 +95,14 @@ def make_plan(
     processed_prefix = os.path.join(processed, os.path.relpath(drop.path.resolve(), rebase))
     today = now.strftime("%Y-%m-%d")
     targets = _Targets()
-    regex = config.regex
+    regex, regex_key = config.regex, f"{drop.path / CONFIG_NAME}: drop_filename_regex"
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
         entry = dict(
             relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime,
             device=cand.device, inode=cand.inode, ctime=cand.ctime,
         )
-        match = regex.match(cand.relpath)
+        match = bounded_match(regex, cand.relpath, regex_key)
         # A folder that cannot be listed may hold matching files: it holds the drop back.
         entry["matched"] = match is not None or cand.held is Reason.UNREADABLE
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
@@ -126,14 +130,15 @@ def make_plan(
         created_at=now.isoformat(),
         today=today,
         entries=entries,
-        config_sha256=hashlib.sha256((drop.path / CONFIG_NAME).read_bytes()).hexdigest(),
+        config_sha256=hashlib.sha256(read_config_text(drop.path / CONFIG_NAME).encode()).hexdigest(),
         config=config,
         labkey_configured=config.labkey is not None,
     )
 
 
 def _folder(settings: Settings, drop_path: Path, value: str, key: str) -> Path:
-    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed."""
+    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed.
+    The plan carries the checked real paths, so the write steps use the folders checked here."""
     return settings.check_allowed(drop_path / value, key)
 
 
@@ -235,9 +240,10 @@ def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets)
 
 
 def _lexically_safe(rel: str) -> bool:
-    """A target must be relative, free of `..` components, and name a file, not a folder."""
+    """A target must be relative, free of `..` components and NUL bytes (a metadata value may
+    carry one), and name a file, not a folder."""
     parts = rel.replace("\\", "/").split("/")
-    return bool(rel) and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
+    return bool(rel) and "\0" not in rel and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
 
 
 def _inside(repository: Path, folder: str, targets: _Targets) -> bool:
