@@ -7,9 +7,10 @@ import stat
 
 from dropsync_dagster_tests.drops import fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case
-from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene, secret_sized
+from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene
 
 H = HOSTILE_REL
+H6 = fastq_relpath(phase="evil", read=6)
 EVIL_DIR = os.path.dirname(H)  # scRNA/evil/2026-11-20/SEQ_ABCDE
 PREFIX = "ABC_DEFGHI_S1_L001_"  # what the seed regex needs before the suffix group
 SPECIAL = "FIFO, socket or device"
@@ -29,13 +30,9 @@ def fifo_source(s: Scene) -> None:
     s.fifo(H)
 
 
-def socket_source(s: Scene) -> None:
+def socket_and_device(s: Scene) -> None:
     s.sock(H)
-
-
-def device_source(s: Scene) -> None:
-    path = s.path(H)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = s.path(H6)
     os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
 
 
@@ -123,11 +120,19 @@ def over_path_max(s: Scene) -> None:
 NON_UTF8_REL = os.fsdecode(os.fsencode(EVIL_DIR) + b"/" + PREFIX.encode() + b"R5_\xff\xfe.fastq.gz")
 
 
-def synced_name(rel: str):
+def synced_names(rels: tuple[str, ...]):
     def arrange(s: Scene) -> None:
-        s.add(rel)
-        s.good.append(rel)
+        for rel in rels:
+            s.add(rel)
+            s.good.append(rel)
     return arrange
+
+
+def synced_name(rel: str):
+    return synced_names((rel,))
+
+
+ODD_NAMES = (named("R5_a\nb"), named("R6_a\\b"), named("R7_$(touch pwned);`id`'q\"-- -rf *"))
 
 
 def non_utf8(s: Scene) -> None:
@@ -136,12 +141,19 @@ def non_utf8(s: Scene) -> None:
 
 # --- sidecars --------------------------------------------------------------------------------
 
-def md5_text(content: bytes | str):
-    def arrange(s: Scene) -> None:
-        s.hostile()
-        data = content.encode() if isinstance(content, str) else content
-        s.path(H + ".md5").write_bytes(data)
-    return arrange
+MALFORMED_MD5 = {
+    fastq_relpath(phase="evil", read=5): b"this is not a checksum\n",
+    fastq_relpath(phase="evil", read=6): b"d41d8cd98f00b204e9800998ecf8427  x\n",  # 31 hex digits
+    fastq_relpath(phase="evil", read=7): b"",
+    fastq_relpath(phase="evil", read=8): b"\x00\xff\xfe\x00" * 64,
+    fastq_relpath(phase="evil", read=9): b"%s  a\n%s  b\n" % ((b"0" * 32,) * 2),  # two entries
+}
+
+
+def md5_variants(s: Scene) -> None:
+    for rel, content in MALFORMED_MD5.items():
+        s.hostile(rel)
+        s.path(rel + ".md5").write_bytes(content)
 
 
 def md5_oversized(s: Scene) -> None:
@@ -178,19 +190,11 @@ def blake3_link(s: Scene) -> None:
     os.symlink(s.victim, s.path(H + ".blake3"))
 
 
-def _md5_of_hostile() -> str:
-    import hashlib
-
-    return hashlib.md5(secret_sized(H)).hexdigest()
-
-
 CASES = [
     Case("fifo_as_source", SPECIAL, "a FIFO is never opened: held like every non-regular entry", fifo_source, 1,
          {H: "unsafe_path"}),
-    Case("socket_as_source", SPECIAL, "a socket named like data is held, never opened", socket_source, 1,
-         {H: "unsafe_path"}),
-    Case("device_as_source", SPECIAL, "a character device (/dev/zero's numbers) is held, never read", device_source, 1,
-         {H: "unsafe_path"}),
+    Case("socket_and_device_as_sources", SPECIAL, "a socket and a character device (/dev/zero's numbers) named "
+         "like data are held, never opened", socket_and_device, 1, {H: "unsafe_path", H6: "unsafe_path"}),
     Case("fifo_as_md5_sidecar", SPECIAL, "a FIFO sidecar is a bad sidecar; reading it must not block", fifo_md5, 1,
          {H: "bad_sidecar"}),
     Case("fifo_as_blake3_sidecar", SPECIAL, "a FIFO where the .blake3 goes is a bad sidecar, never opened", fifo_blake3,
@@ -210,26 +214,17 @@ CASES = [
          {long_rel(250): "bad_name"}),
     Case("name_242_bytes_fits", NAME, "the longest name whose target (+6) and target sidecar (+7) still fit syncs",
          long_name(242, True), 0),
-    Case("path_over_path_max", NAME, "a path past PATH_MAX is held, never a crash", over_path_max, 1,
-         {DEEP_REL: "bad_name"}),
+    Case("path_over_path_max", NAME, "a matching file past PATH_MAX is held (it, or the folder that cannot be "
+         "listed, as bad_name), never a crash nor silently skipped", over_path_max, 1, shown=("bad_name",)),
     Case("name_not_utf8", NAME, "bytes that are not UTF-8 are held (shown escaped)", non_utf8, 1, shown=("bad_name",)),
-    Case("name_with_newline", NAME, "a newline is a legal name byte: synced, sidecars escape it as md5sum/b3sum do",
-         synced_name(named("R5_a\nb")), 0),
-    Case("name_with_backslash", NAME, "a backslash is an ordinary name byte on POSIX: synced",
-         synced_name(named("R5_a\\b")), 0),
+    Case("names_with_newline_backslash_shell", NAME, "a newline, a backslash, shell syntax: legal name bytes, "
+         "synced (sidecars escape as md5sum/b3sum do)", synced_names(ODD_NAMES), 0),
     Case("name_with_terminal_escapes", NAME, "escapes in a name never reach the terminal raw: synced, printed escaped",
          synced_name(named("R5_\x1b]0;pwned\x07\x1b[2J\x1b[31mred")), 0),
     Case("name_with_rich_markup", NAME, "rich markup (a '[/]' across a folder and a name) is printed literally, never parsed: synced",
          synced_name(f"{EVIL_DIR}/[bold red]x[/]{PREFIX}R5_[bold]y.fastq.gz"), 0),
-    Case("name_with_shell_syntax", NAME, "shell syntax in a name is just bytes: synced",
-         synced_name(named("R5_$(touch pwned);`id`'q\"-- -rf *")), 0),
-    Case("md5_garbage", SIDECAR, "not a digest line", md5_text("this is not a checksum\n"), 1, {H: "bad_sidecar"}),
-    Case("md5_wrong_length", SIDECAR, "31 hex digits is no MD5", md5_text("d41d8cd98f00b204e9800998ecf8427  x\n"),
-         1, {H: "bad_sidecar"}),
-    Case("md5_empty", SIDECAR, "an empty sidecar says nothing", md5_text(""), 1, {H: "bad_sidecar"}),
-    Case("md5_binary", SIDECAR, "binary bytes with NUL", md5_text(b"\x00\xff\xfe\x00" * 64), 1, {H: "bad_sidecar"}),
-    Case("md5_two_entries", SIDECAR, "two lines: which one is meant?",
-         md5_text(f"{_md5_of_hostile()}  a\n{_md5_of_hostile()}  b\n"), 1, {H: "bad_sidecar"}),
+    Case("md5_malformed", SIDECAR, "five malformed sidecars, one file each: each file held, the drop goes on",
+         md5_variants, 1, {rel: "bad_sidecar" for rel in MALFORMED_MD5}),
     Case("md5_oversized", SIDECAR, "10 MB is no sidecar: refused without slurping", md5_oversized, 1,
          {H: "bad_sidecar"}),
     Case("md5_uppercase_hex", SIDECAR, "an upper-case digest is the same MD5: synced", md5_uppercase, 0),

@@ -10,25 +10,25 @@ from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import GOOD_RELS, HOSTILE_REL, Scene
 
 H = HOSTILE_REL
-H2 = fastq_relpath(phase="evil", read=6)
+H2, H3, H4 = (fastq_relpath(phase="evil", read=n) for n in (6, 7, 8))
 EVIL_TARGET_DIR = "scRNA/raw/evil/ABC_DEFGHI"
 EVIL_TARGET = f"{EVIL_TARGET_DIR}/ABC_DEFGHI_SEQ_ABCDE_r1__R5_001.fastq.gz"
 LINK = "symlink in the drop"
 SWAP = "after-plan swap or plant"
 
 
-def _only_hostile(var: str, command: str) -> str:
-    """Run `command` only when the hook's `var` names the hostile file's path."""
-    return f'case "${var}" in *R5_001*) {command};; esac'
+ON_HOSTILE = ("DROPSYNC_HOOK_PATH", "*R5_001*")  # the hook's path names the hostile file (source or target)
 
 
 def link_to(target: str):
     return lambda s: s.link(H, target.format(canary=s.canary))
 
 
-def link_loop(s: Scene) -> None:
-    s.link(H, s.path(H2))
-    s.link(H2, s.path(H))
+def odd_links(s: Scene) -> None:
+    s.link(H, s.canary / "missing.fastq.gz")
+    s.link(H2, s.canary / "dir")
+    s.link(H3, s.path(H4))
+    s.link(H4, s.path(H3))
 
 
 def link_folder_in_drop(s: Scene) -> None:
@@ -78,7 +78,7 @@ def vanish_after_plan(s: Scene) -> None:
 def modify_after_copy(s: Scene) -> None:
     src = s.hostile()
     s.mutated.add(H)
-    s.hook("before_move", _only_hostile("DROPSYNC_HOOK_PATH", f"printf x >> {q(str(src))}"))
+    s.hook("before_move", f"printf x >> {q(str(src))}", ON_HOSTILE)
 
 
 def plant_in_processed(s: Scene) -> None:
@@ -96,29 +96,26 @@ def plant_in_repository(s: Scene) -> None:
 
 def link_at_target(s: Scene) -> None:
     s.hostile()
-    s.hook("before_publish", _only_hostile("DROPSYNC_HOOK_PATH", f'ln -s {q(str(s.victim))} "$DROPSYNC_HOOK_PATH"'))
+    s.hook("before_publish", f'ln -s {q(str(s.victim))} "$DROPSYNC_HOOK_PATH"', ON_HOSTILE)
 
 
 def swap_target_folder(s: Scene) -> None:
     s.hostile()
     d = '"$(dirname "$DROPSYNC_HOOK_PATH")"'
-    s.hook("before_publish", _only_hostile(
-        "DROPSYNC_HOOK_PATH", f'mv {d} {d}.moved && ln -s {q(str(s.canary / "outdir"))} {d}'))
+    s.hook("before_publish", f'mv {d} {d}.moved && ln -s {q(str(s.canary / "outdir"))} {d}', ON_HOSTILE)
 
 
 def link_at_processed(s: Scene) -> None:
     s.hostile()
-    s.hook("before_move", _only_hostile(
-        "DROPSYNC_HOOK_PATH",
-        f'mkdir -p "$(dirname "$DROPSYNC_HOOK_DEST")" && ln -s {q(str(s.victim))} "$DROPSYNC_HOOK_DEST"'))
+    s.hook("before_move", f'mkdir -p "$(dirname "$DROPSYNC_HOOK_DEST")" && ln -s {q(str(s.victim))} "$DROPSYNC_HOOK_DEST"',
+           ON_HOSTILE)
 
 
 def swap_processed_folder(s: Scene) -> None:
     s.hostile()
+    s.aside[H] = H.replace("/SEQ_ABCDE/", "/SEQ_ABCDE.moved/")
     d = '"$(dirname "$DROPSYNC_HOOK_DEST")"'
-    s.hook("before_move", _only_hostile(
-        "DROPSYNC_HOOK_PATH",
-        f'mkdir -p {d} && mv {d} {d}.moved && ln -s {q(str(s.canary / "outdir"))} {d}'))
+    s.hook("before_move", f'mkdir -p {d} && mv {d} {d}.moved && ln -s {q(str(s.canary / "outdir"))} {d}', ON_HOSTILE)
 
 
 def md5_swapped_for_link(s: Scene) -> None:
@@ -159,12 +156,9 @@ CASES = [
          link_to("{canary}/secret.fastq.gz"), 1, {H: "unsafe_path"}),
     Case("link_to_dev_zero", LINK, "an endless device behind a link: held, never read (no hang)",
          link_to("/dev/zero"), 1, {H: "unsafe_path"}),
-    Case("link_dangling", LINK, "nothing to copy behind a dangling link",
-         link_to("{canary}/missing.fastq.gz"), 1, {H: "unsafe_path"}),
-    Case("link_to_folder", LINK, "a link named like a file that leads to a folder",
-         link_to("{canary}/dir"), 1, {H: "unsafe_path"}),
-    Case("link_loop", LINK, "two links pointing at each other (ELOOP) are each held",
-         link_loop, 1, {H: "unsafe_path", H2: "unsafe_path"}),
+    Case("links_dangling_to_folder_and_loop", LINK, "a dangling link, a link to a folder, two links pointing at "
+         "each other (ELOOP): each held", odd_links, 1, {H: "unsafe_path", H2: "unsafe_path", H3: "unsafe_path",
+                                                      H4: "unsafe_path"}),
     Case("link_to_file_in_drop", LINK, "a second name for a drop file would sync its bytes twice: held like every link",
          link_inside_drop, 1, {H: "unsafe_path"}),
     Case("linked_folder_in_drop", LINK, "a folder link is never descended: the canary's files are no candidates",
@@ -189,13 +183,15 @@ CASES = [
     Case("link_planted_at_target_before_publish", SWAP,
          "publish never overwrites or follows what sits at the target (target_conflict; unsafe_path also fair)",
          link_at_target, 1, {H: ("target_conflict", "unsafe_path")}),
-    Case("target_folder_swapped_for_link_before_publish", SWAP, "the target's folder is re-resolved at publish",
-         swap_target_folder, 1, {H: "unsafe_path"}),
+    Case("target_folder_swapped_for_link_before_publish", SWAP,
+         "never through the link: published into the folder that was resolved (renamed, still in the repository) "
+         "or held; one odd file never fails the drop", swap_target_folder, (0, 1), {H: ("unsafe_path", None)}),
     Case("link_planted_at_processed_name_before_move", SWAP,
          "a move never goes through a link at its destination (exists; unsafe_path also fair)",
          link_at_processed, 1, {H: ("exists", "unsafe_path")}),
-    Case("processed_folder_swapped_for_link_before_move", SWAP, "the destination folder is re-resolved at the move",
-         swap_processed_folder, 1, {H: "unsafe_path"}),
+    Case("processed_folder_swapped_for_link_before_move", SWAP,
+         "never through the link: the original lands in the folder that was resolved (renamed, still in processed) "
+         "or is held", swap_processed_folder, (0, 1), {H: ("unsafe_path", None)}),
     Case("md5_sidecar_swapped_for_link_after_plan", SWAP, "a symlinked sidecar is a bad sidecar, whenever it appears",
          md5_swapped_for_link, 1, {H: "bad_sidecar"}),
     Case("blake3_link_planted_after_plan", SWAP, "writing the .blake3 never follows a link planted at its name",

@@ -50,7 +50,7 @@ class Case:
     why: str
     arrange: Callable[[Scene], None]
     exit: int | tuple[int, ...]
-    held: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)  # relpath -> reason(s)
+    held: Mapping[str, str | tuple[str | None, ...]] = field(default_factory=dict)  # relpath -> reason(s); None: not held
     said: tuple[str, ...] = ()  # words the one stderr line must contain (exit 2/3); "a|b": either
     shown: tuple[str, ...] = ()  # words stdout must contain (reasons of things without a file doc)
     command: str = "sync"  # or "plan" (`dropsync plan DROP --json`)
@@ -231,6 +231,8 @@ def _originals_problems(scene: Scene, before: Before) -> list[str]:
         if rel in scene.vanished:
             continue
         here, there = probe(scene.drop.path, rel), probe(processed, rel)
+        if there is None and rel in scene.aside:
+            there = probe(processed, scene.aside[rel])
         if rel in scene.mutated:
             ok = here is not None or there is not None
         else:
@@ -261,7 +263,7 @@ def _held_problems(case: Case, scene: Scene, ran: Ran) -> list[str]:
         for rel, wanted in case.held.items():
             wanted = (wanted,) if isinstance(wanted, str) else wanted
             if found.get(rel) not in wanted:
-                problems.append(f"{rel!r} held as {found.get(rel)}, expected {' or '.join(wanted)}")
+                problems.append(f"{rel!r} held as {found.get(rel)}, expected {' or '.join(map(str, wanted))}")
     text = ran.stdout.decode(errors="replace")
     problems += [f"stdout does not show {word!r}" for word in case.shown if word not in text]
     return problems

@@ -19,6 +19,7 @@ import hashlib
 import os
 import shlex
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Scene:
     vanished: set[str] = field(default_factory=set)  # originals a hook removes on purpose
     mutated: set[str] = field(default_factory=set)  # originals a hook changes on purpose
     nlink_free: set[str] = field(default_factory=set)  # canary names whose link count may drop
+    aside: dict[str, str] = field(default_factory=dict)  # original -> processed-relative place a hook moved its folder
     no_dac: bool = False  # run the CLI without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH
     own_config: bool = True  # False: `arrange` planted its own sync.yml (a FIFO, a link...)
 
@@ -107,18 +109,24 @@ class Scene:
         return path
 
     def sock(self, rel: str) -> Path:
-        """A bound unix socket left behind (the socket object is closed, the name stays)."""
+        """A bound unix socket left behind (closed, the name stays); bound under a short path
+        (AF_UNIX allows ~108 bytes) and renamed into the drop."""
         path = self.path(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
+        short = Path(tempfile.mkdtemp(prefix="hs", dir="/tmp"))
         with socket.socket(socket.AF_UNIX) as s:
-            s.bind(str(path))
+            s.bind(str(short / "s"))
+        os.rename(short / "s", path)
+        short.rmdir()
         return path
 
-    def hook(self, name: str, command: str, once: bool = True) -> None:
-        """Install a shell command for hook `name` (run once per case unless `once=False`)."""
-        if once:
-            marker = shlex.quote(str(self.hook_dir / f"{name}-fired"))
-            command = f"[ -e {marker} ] || {{ touch {marker}; {command}; }}"
+    def hook(self, name: str, command: str, when: tuple[str, str] | None = None) -> None:
+        """Install a shell command for hook `name`, run once per case; `when=(VAR, glob)` fires
+        it only where the hook's `$VAR` matches (e.g. the hostile file's path), not on the first call."""
+        marker = shlex.quote(str(self.hook_dir / f"{name}-fired"))
+        command = f"[ -e {marker} ] || {{ touch {marker}; {command}; }}"
+        if when is not None:
+            command = f'case "${when[0]}" in {when[1]}) {command};; esac'
         self.hooks[name] = command
 
     def write_config(self) -> None:

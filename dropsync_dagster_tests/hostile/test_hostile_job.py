@@ -21,7 +21,7 @@ from dropsync_dagster_tests.hostile.scene import Scene, make_scene
 from dropsync_dagster_tests.hostile.test_hostile_cli import CASES
 
 SAMPLE = ("link_to_root_only_file", "source_swapped_for_link_after_plan", "link_planted_in_processed_after_plan",
-          "md5_garbage", "processed_is_drop")
+          "md5_malformed", "processed_is_drop")
 JOB_CASES = [c for c in CASES if c.id in SAMPLE]
 
 
