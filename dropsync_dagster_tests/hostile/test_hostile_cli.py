@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster_tests.hostile import cases_config, cases_files, cases_inputs, cases_links
+from dropsync_dagster_tests.hostile import cases_config, cases_deploy, cases_files, cases_inputs, cases_links
 from dropsync_dagster_tests.hostile.harness import Case, check, run_cli, take_before
 from dropsync_dagster_tests.hostile.scene import make_scene
 
-CASES: list[Case] = [*cases_links.CASES, *cases_files.CASES, *cases_config.CASES, *cases_inputs.CASES]
+CASES: list[Case] = [*cases_links.CASES, *cases_files.CASES, *cases_config.CASES, *cases_inputs.CASES,
+                    *cases_deploy.CASES]
 
 
 def test_the_corpus_is_a_table_of_distinct_explained_cases() -> None:
