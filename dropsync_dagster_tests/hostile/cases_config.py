@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dropsync_dagster_tests.drops import SEED_REGEX
+from dropsync_dagster_tests.drops import SEED_REGEX, fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene, dump_yaml
 
@@ -116,6 +116,16 @@ def lookup(value: str, filename: str | None = None):
     return arrange
 
 
+T_DOTDOT, T_NUL, T_BACKSLASH = (fastq_relpath(phase=p, read=5) for p in ("evil", "evilnul", "evilbs"))
+
+
+def odd_targets(s: Scene) -> None:
+    for rel in (T_DOTDOT, T_NUL, T_BACKSLASH):
+        s.hostile(rel)
+    s.config["lookups"] = {"phase": {"evil": "../../../../outside", "evilnul": "ev\0il",
+                                     "evilbs": "..\\..\\..\\..\\outside"}}
+
+
 def group(name: str) -> str:
     """The seed regex with its first path component captured as `name`."""
     return SEED_REGEX.replace(r"[^\/]+\/", rf"(?P<{name}>[^\/]+)\/", 1)
@@ -183,12 +193,9 @@ CASES = [
          folders(False, processed_folder="../../../outside"), 2, said=("processed_folder",)),
     Case("repository_outside_roots_via_link", LAYOUT, "a link inside an allowed root that leads out of it",
          repository_link_out, 2, said=("repository_folder",)),
-    Case("target_dotdot_via_lookup", TEMPLATE, "a rendered `..` component stops that file only",
-         lookup("../../../../outside"), 1, {H: "unsafe_path"}),
+    Case("targets_dotdot_nul_backslash_via_lookups", TEMPLATE, "rendered `..`, a NUL, `..\\..` (Windows-made names, "
+         "treated as `..`): each stops its file only", odd_targets, 1,
+         {T_DOTDOT: "unsafe_path", T_NUL: ("unsafe_path", "bad_name"), T_BACKSLASH: "unsafe_path"}),
     Case("target_absolute_via_lookup", TEMPLATE, "a rendered absolute path stops that file only",
          lookup("{outside}", "<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz"), 1, {H: "unsafe_path"}),
-    Case("target_nul_via_lookup", TEMPLATE, "a NUL in a rendered path is no path: that file is held",
-         lookup("ev\0il"), 1, {H: ("unsafe_path", "bad_name")}),
-    Case("target_backslash_dotdot_via_lookup", TEMPLATE, "`..\\..` is treated as `..` (Windows-made names): held",
-         lookup("..\\..\\..\\..\\outside"), 1, {H: "unsafe_path"}),
 ]

@@ -10,7 +10,7 @@ from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene
 
 H = HOSTILE_REL
-H6 = fastq_relpath(phase="evil", read=6)
+H6, H7 = fastq_relpath(phase="evil", read=6), fastq_relpath(phase="evil", read=7)
 EVIL_DIR = os.path.dirname(H)  # scRNA/evil/2026-11-20/SEQ_ABCDE
 PREFIX = "ABC_DEFGHI_S1_L001_"  # what the seed regex needs before the suffix group
 SPECIAL = "FIFO, socket or device"
@@ -36,14 +36,11 @@ def socket_and_device(s: Scene) -> None:
     os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
 
 
-def fifo_md5(s: Scene) -> None:
+def fifo_sidecars(s: Scene) -> None:
     s.hostile()
     s.fifo(H + ".md5")
-
-
-def fifo_blake3(s: Scene) -> None:
-    s.hostile()
-    s.fifo(H + ".blake3")
+    s.hostile(H6)
+    s.fifo(H6 + ".blake3")
 
 
 def fifo_sentinel(s: Scene) -> None:
@@ -53,8 +50,10 @@ def fifo_sentinel(s: Scene) -> None:
 
 # --- unreadable (the CLI runs without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH) ------------------
 
-def unreadable_file(s: Scene) -> None:
+def unreadable_file_and_sidecar(s: Scene) -> None:
     s.hostile().chmod(0)
+    s.drop.add_file(H6, md5="correct")
+    s.path(H6 + ".md5").chmod(0)
     s.no_dac = True
 
 
@@ -67,12 +66,6 @@ def unreadable_folder(s: Scene) -> None:
 def untraversable_folder(s: Scene) -> None:
     s.hostile()
     s.path(EVIL_DIR).chmod(0o644)  # listable, but no entry can be opened or stat'ed
-    s.no_dac = True
-
-
-def unreadable_md5(s: Scene) -> None:
-    s.drop.add_file(H, md5="correct")
-    s.path(H + ".md5").chmod(0)
     s.no_dac = True
 
 
@@ -132,6 +125,7 @@ def synced_name(rel: str):
     return synced_names((rel,))
 
 
+SHOWN_NAMES = (named("R5_\x1b]0;pwned\x07\x1b[2J\x1b[31mred"), f"{EVIL_DIR}/[bold red]x[/]{PREFIX}R6_[bold]y.fastq.gz")
 ODD_NAMES = (named("R5_a\nb"), named("R6_a\\b"), named("R7_$(touch pwned);`id`'q\"-- -rf *"))
 
 
@@ -169,20 +163,17 @@ def md5_uppercase(s: Scene) -> None:
     s.good.append(H)
 
 
-def md5_link(target: str):
-    def arrange(s: Scene) -> None:
-        s.drop.add_file(H, md5="correct")
-        sidecar = s.path(H + ".md5")
-        copy = s.canary / "copied.md5"
-        copy.write_bytes(sidecar.read_bytes())
-        sidecar.unlink()
-        os.symlink(target.format(copy=copy), sidecar)
-    return arrange
-
-
-def md5_folder(s: Scene) -> None:
-    s.hostile()
-    s.path(H + ".md5").mkdir()
+def md5_not_regular(s: Scene) -> None:
+    s.drop.add_file(H, md5="correct")
+    sidecar = s.path(H + ".md5")
+    copy = s.canary / "copied.md5"
+    copy.write_bytes(sidecar.read_bytes())
+    sidecar.unlink()
+    os.symlink(copy, sidecar)
+    s.hostile(H6)
+    os.symlink("/dev/zero", s.path(H6 + ".md5"))
+    s.hostile(H7)
+    s.path(H7 + ".md5").mkdir()
 
 
 def blake3_link(s: Scene) -> None:
@@ -195,21 +186,17 @@ CASES = [
          {H: "unsafe_path"}),
     Case("socket_and_device_as_sources", SPECIAL, "a socket and a character device (/dev/zero's numbers) named "
          "like data are held, never opened", socket_and_device, 1, {H: "unsafe_path", H6: "unsafe_path"}),
-    Case("fifo_as_md5_sidecar", SPECIAL, "a FIFO sidecar is a bad sidecar; reading it must not block", fifo_md5, 1,
-         {H: "bad_sidecar"}),
-    Case("fifo_as_blake3_sidecar", SPECIAL, "a FIFO where the .blake3 goes is a bad sidecar, never opened", fifo_blake3,
-         1, {H: "bad_sidecar"}),
+    Case("fifo_sidecars", SPECIAL, "a FIFO .md5 and a FIFO where the .blake3 goes: bad sidecars, never opened "
+         "(opening would block)", fifo_sidecars, 1, {H: "bad_sidecar", H6: "bad_sidecar"}),
     Case("fifo_as_rsync_sentinel", SPECIAL,
          "a sentinel that is a FIFO never says 0: the drop is not ready, the run is refused without blocking",
          fifo_sentinel, 3),
-    Case("unreadable_file", UNREADABLE, "EACCES on one source holds that file only", unreadable_file, 1,
-         {H: "unreadable"}),
+    Case("unreadable_file_and_sidecar", UNREADABLE, "EACCES on one source, and on another's .md5: those files "
+         "held, the rest syncs", unreadable_file_and_sidecar, 1, {H: "unreadable", H6: ("bad_sidecar", "unreadable")}),
     Case("unreadable_folder", UNREADABLE, "a folder that cannot be listed is held, the rest syncs", unreadable_folder,
          1, shown=("unreadable",)),
     Case("untraversable_folder", UNREADABLE, "a folder without search permission is held, the rest syncs",
          untraversable_folder, 1, shown=("unreadable",)),
-    Case("unreadable_md5_sidecar", UNREADABLE, "a sidecar that cannot be read holds its file",
-         unreadable_md5, 1, {H: ("bad_sidecar", "unreadable")}),
     Case("name_250_bytes", NAME, "too long for its .blake3 sidecar and target (NAME_MAX 255)", long_name(250, False), 1,
          {long_rel(250): "bad_name"}),
     Case("name_242_bytes_fits", NAME, "the longest name whose target (+6) and target sidecar (+7) still fit syncs",
@@ -219,20 +206,16 @@ CASES = [
     Case("name_not_utf8", NAME, "bytes that are not UTF-8 are held (shown escaped)", non_utf8, 1, shown=("bad_name",)),
     Case("names_with_newline_backslash_shell", NAME, "a newline, a backslash, shell syntax: legal name bytes, "
          "synced (sidecars escape as md5sum/b3sum do)", synced_names(ODD_NAMES), 0),
-    Case("name_with_terminal_escapes", NAME, "escapes in a name never reach the terminal raw: synced, printed escaped",
-         synced_name(named("R5_\x1b]0;pwned\x07\x1b[2J\x1b[31mred")), 0),
-    Case("name_with_rich_markup", NAME, "rich markup (a '[/]' across a folder and a name) is printed literally, never parsed: synced",
-         synced_name(f"{EVIL_DIR}/[bold red]x[/]{PREFIX}R5_[bold]y.fastq.gz"), 0),
+    Case("names_with_escapes_and_markup", NAME, "terminal escapes and rich markup (a '[/]' across a folder and a "
+         "name) in names: synced, printed escaped and literal, never interpreted", synced_names(SHOWN_NAMES), 0),
     Case("md5_malformed", SIDECAR, "five malformed sidecars, one file each: each file held, the drop goes on",
          md5_variants, 1, {rel: "bad_sidecar" for rel in MALFORMED_MD5}),
     Case("md5_oversized", SIDECAR, "10 MB is no sidecar: refused without slurping", md5_oversized, 1,
          {H: "bad_sidecar"}),
     Case("md5_uppercase_hex", SIDECAR, "an upper-case digest is the same MD5: synced", md5_uppercase, 0),
-    Case("md5_symlink", SIDECAR, "a symlinked sidecar (to a correct digest outside) is a bad sidecar",
-         md5_link("{copy}"), 1, {H: "bad_sidecar"}),
-    Case("md5_symlink_to_dev_zero", SIDECAR, "a sidecar link to /dev/zero: held, never read", md5_link("/dev/zero"),
-         1, {H: "bad_sidecar"}),
-    Case("md5_is_folder", SIDECAR, "a folder named like a sidecar", md5_folder, 1, {H: "bad_sidecar"}),
+    Case("md5_not_a_regular_file", SIDECAR, "a sidecar that is a link (to a correct digest outside, to /dev/zero) "
+         "or a folder: each file held, nothing read through it", md5_not_regular, 1,
+         {H: "bad_sidecar", H6: "bad_sidecar", H7: "bad_sidecar"}),
     Case("blake3_symlink_to_outside", SIDECAR, "writing the .blake3 never follows a link at its name", blake3_link, 1,
          {H: "bad_sidecar"}),
 ]

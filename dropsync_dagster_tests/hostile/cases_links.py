@@ -57,22 +57,11 @@ def replace_same_size(s: Scene) -> None:
     s.hook("hashed", f"cp {q(str(staged))} {q(str(src))}.new && mv -f {q(str(src))}.new {q(str(src))}")
 
 
-def grow_after_plan(s: Scene) -> None:
-    src = s.hostile()
+def changed_after_plan(s: Scene) -> None:
+    grows, fifo, gone = (q(str(s.hostile(rel))) for rel in (H, H2, H3))
     s.mutated.add(H)
-    s.hook("planned", f"printf appended >> {q(str(src))}")
-
-
-def fifo_after_plan(s: Scene) -> None:
-    src = s.hostile()
-    s.vanished.add(H)
-    s.hook("planned", f"rm -f {q(str(src))} && mkfifo {q(str(src))}")
-
-
-def vanish_after_plan(s: Scene) -> None:
-    src = s.hostile()
-    s.vanished.add(H)
-    s.hook("planned", f"rm -f {q(str(src))}")
+    s.vanished.update({H2, H3})
+    s.hook("planned", f"printf appended >> {grows}; rm -f {fifo} && mkfifo {fifo}; rm -f {gone}")
 
 
 def modify_after_copy(s: Scene) -> None:
@@ -169,11 +158,9 @@ CASES = [
          swap_for_link("hashed"), 1, {H: "changed_since_plan"}),
     Case("source_replaced_same_size_after_hashing", SWAP, "same size, new inode and bytes: not the planned file",
          replace_same_size, 1, {H: "changed_since_plan"}),
-    Case("source_grows_after_plan", SWAP, "size differs from the plan", grow_after_plan, 1, {H: "changed_since_plan"}),
-    Case("source_becomes_fifo_after_plan", SWAP, "not a regular file any more; opened non-blocking, never hangs",
-         fifo_after_plan, 1, {H: "changed_since_plan"}),
-    Case("source_vanishes_after_plan", SWAP, "a vanished source is held, the drop goes on",
-         vanish_after_plan, 1, {H: "changed_since_plan"}),
+    Case("sources_grow_vanish_or_become_fifo_after_plan", SWAP, "not the planned file: size differs, gone, or not "
+         "regular any more (opened non-blocking, never hangs); each held, the drop goes on", changed_after_plan, 1,
+         {H: "changed_since_plan", H2: "changed_since_plan", H3: "changed_since_plan"}),
     Case("source_modified_after_copy", SWAP, "an original changed after its verified copy is never moved",
          modify_after_copy, 1, {H: "changed_after_copy"}),
     Case("link_planted_in_processed_after_plan", SWAP, "moves are confined when they happen, not only when planned",
