@@ -61,7 +61,7 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
     print_plan(planned)
     if not do_it:
         sys.exit(1 if stopped(planned) else 0)
-    if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
+    if not yes and not click.confirm(shown(f"Sync {folder.key} ({folder.path})?"), default=False):
         raise click.exceptions.Abort()
     sys.exit(sync_now(settings, folder, planned))
 

@@ -27,9 +27,6 @@ from dropsync_dagster.core.report import (
     plan_rows,
 )
 
-# Piped output (logs, CI) gets wide tables instead of 80 folded columns.
-console = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 # C0 and C1 controls (ESC among them), DEL, bidirectional overrides, and the lone surrogates that
 # stand for the bytes of a file name that is not UTF-8.
@@ -47,6 +44,23 @@ def _escape(found: re.Match[str]) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
         return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+class _PlainConsole(Console):
+    """A console that prints every text argument through `shown`, and never reads markup or emoji
+    codes, so no caller can forget to escape a name."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(highlight=False, markup=False, emoji=False, **kwargs)
+
+    def print(self, *objects: object, **kwargs: object) -> None:  # noqa: A003 - rich's name
+        """rich's print, with `str` arguments passed through `shown`."""
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+# Piped output (logs, CI) gets wide tables instead of 80 folded columns.
+console = _PlainConsole(width=None if sys.stdout.isatty() else 200)
+err_console = _PlainConsole(stderr=True)
 
 
 # Rendering is ~5 ms a row; a 100,000-file drop prints its first rows and a count.
@@ -88,7 +102,7 @@ def print_plan(plan: Plan) -> None:
 def print_labkey_summary(result: LabKeyResult) -> None:
     """What write-back did: rows inserted, updated, unchanged, and files held without a row."""
     held = sum(1 for f in result.files.values() if f.action == "held")
-    console.print(f"LabKey {shown(result.table)}: {result.inserted} rows inserted, {result.updated} updated, "
+    console.print(f"LabKey {result.table}: {result.inserted} rows inserted, {result.updated} updated, "
                   f"{result.unchanged} unchanged; {len(result.recorded())} files recorded, {held} held")
 
 

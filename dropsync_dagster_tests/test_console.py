@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from rich.console import Console
-
 from dropsync_dagster import console as console_module
 from dropsync_dagster.console import print_table, shown
 
@@ -27,11 +25,9 @@ def test_shown_makes_control_characters_visible(raw: str, expected: str) -> None
 
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """The module's console, writing into a buffer with the same settings."""
+    """The module's console, of the same class, writing into a buffer."""
     buffer = io.StringIO()
-    fake = Console(file=buffer, width=300, highlight=False, markup=console_module.console._markup,  # noqa: SLF001
-                   emoji=console_module.console._emoji)  # noqa: SLF001
-    monkeypatch.setattr(console_module, "console", fake)
+    monkeypatch.setattr(console_module, "console", type(console_module.console)(file=buffer, width=300))
     return buffer
 
 
@@ -48,3 +44,9 @@ def test_escape_sequences_in_a_file_name_never_reach_the_terminal(captured: io.S
     out = captured.getvalue()
     assert "\x1b" not in out and "\x07" not in out
     assert "a\\x1b]0;pwned\\x07b\\x1b[2J" in out
+
+
+def test_plain_messages_are_shown_too(captured: io.StringIO) -> None:
+    """A caller printing a message with a name in it cannot forget to escape it."""
+    console_module.console.print("reaped run of /drops/[bold]x[/]\x1b[2J")
+    assert captured.getvalue() == "reaped run of /drops/[bold]x[/]\\x1b[2J\n"

@@ -37,7 +37,7 @@ def read_regular(path: Path, limit: int, label: str, within: Sequence[Path] = ()
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{label}: is a symbolic link; a regular file is required") from None
         raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb", buffering=0) as handle:
+    try:
         st = os.fstat(fd)
         kind = next((name for test, name in _KINDS if test(st.st_mode)), None)
         if kind is not None or not stat.S_ISREG(st.st_mode):
@@ -46,19 +46,20 @@ def read_regular(path: Path, limit: int, label: str, within: Sequence[Path] = ()
             raise ConfigError(f"{label}: {st.st_size} bytes, more than the limit of {limit} bytes")
         if within:
             _check_opened(fd, within, label)
-        try:
-            data = _read_at_most(handle, limit + 1)
-        except OSError as exc:
-            raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
+        data = _read_at_most(fd, limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # it grew after the fstat
         raise ConfigError(f"{label}: more than the limit of {limit} bytes")
     return data
 
 
-def _read_at_most(handle, count: int) -> bytes:
+def _read_at_most(fd: int, count: int) -> bytes:
     chunks, left = [], count
     while left > 0:
-        chunk = handle.read(min(left, 1 << 20))
+        chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             break
         chunks.append(chunk)

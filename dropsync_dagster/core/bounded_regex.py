@@ -13,7 +13,7 @@ import functools
 import re
 import re._constants as sre_constants  # the parse tree of `re`; stable across 3.11+
 import re._parser as sre_parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import regex
@@ -25,8 +25,41 @@ MAX_EXPANDED = 100_000  # pattern items once counted repetitions are expanded
 _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT}
 
 
+class BoundedPattern:
+    """A compiled sync.yml pattern whose every match takes at most MATCH_TIMEOUT; a timeout is a
+    ConfigError naming `key` (the pattern is at fault, whatever the text)."""
+
+    def __init__(self, pattern: regex.Pattern[str], key: str) -> None:
+        self.pattern = pattern
+        self.key = key
+
+    @property
+    def groupindex(self) -> Mapping[str, int]:
+        """Named groups -> group numbers, as `re.Pattern.groupindex`."""
+        return self.pattern.groupindex
+
+    def match(self, text: str) -> Any:
+        """`re.match` semantics: anchored at the start."""
+        return self._bounded(self.pattern.match, text)
+
+    def fullmatch(self, text: str) -> Any:
+        """`re.fullmatch` semantics: the whole text."""
+        return self._bounded(self.pattern.fullmatch, text)
+
+    def search(self, text: str) -> Any:
+        """`re.search` semantics: anywhere in the text."""
+        return self._bounded(self.pattern.search, text)
+
+    def _bounded(self, method: Callable[..., Any], text: str) -> Any:
+        try:
+            return method(text, timeout=MATCH_TIMEOUT)
+        except TimeoutError:
+            raise ConfigError(f"{self.key}: matching took longer than {MATCH_TIMEOUT:g} s (catastrophic "
+                              "backtracking, e.g. a nested repetition like (a+)+); simplify the pattern") from None
+
+
 @functools.lru_cache(maxsize=64)  # planning asks again for every file
-def compile_bounded(pattern: str, key: str) -> regex.Pattern[str]:
+def compile_bounded(pattern: str, key: str) -> BoundedPattern:
     """Compile a sync.yml regex, or raise ConfigError("<key>: ...") for a bad or oversized one."""
     try:
         parsed = sre_parse.parse(pattern)
@@ -38,21 +71,9 @@ def compile_bounded(pattern: str, key: str) -> regex.Pattern[str]:
         raise ConfigError(f"{key}: regex too large: its counted repetitions expand to more than "
                           f"{MAX_EXPANDED} items")
     try:
-        return regex.compile(pattern, regex.VERSION0)
+        return BoundedPattern(regex.compile(pattern, regex.VERSION0), key)
     except regex.error as exc:
         raise ConfigError(f"{key}: invalid regex: {exc}") from None
-
-
-def bounded_match(pattern: regex.Pattern[str], text: str, key: str, *, search: bool = False) -> Any:
-    """`pattern.match(text)` (or `.search`) within MATCH_TIMEOUT; a timeout is a ConfigError
-    naming `key` (the pattern is at fault, whatever the text)."""
-    try:
-        if search:
-            return pattern.search(text, timeout=MATCH_TIMEOUT)
-        return pattern.match(text, timeout=MATCH_TIMEOUT)
-    except TimeoutError:
-        raise ConfigError(f"{key}: matching took longer than {MATCH_TIMEOUT:g} s (catastrophic "
-                          "backtracking, e.g. a nested repetition like (a+)+); simplify the pattern") from None
 
 
 def _expanded(parsed: Any) -> int:

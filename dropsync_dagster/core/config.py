@@ -9,11 +9,10 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import regex as regex_module
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dropsync_dagster.core.bounded_regex import compile_bounded
+from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.config_yaml import parse_yaml, read_config_text
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.templating import FIELD_FUNCTIONS, placeholders
@@ -175,8 +174,8 @@ class SyncConfig(_Model):
         return value
 
     @property
-    def regex(self) -> regex_module.Pattern[str]:
-        """The compiled `drop_filename_regex` (validated at load); match it with `bounded_match`."""
+    def regex(self) -> BoundedPattern:
+        """The compiled `drop_filename_regex` (validated at load), each match time-bounded."""
         return compile_bounded(self.drop_filename_regex, "drop_filename_regex")
 
     def file_list_field(self) -> str | None:

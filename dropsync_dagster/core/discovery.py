@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Reason
@@ -200,13 +201,16 @@ def _walk_files(top: Path, held: list[Candidate] | None = None, skip: int = 0):
 
 
 @lru_cache(maxsize=64)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob with `**` (any depth, including none) into a regex on `/` paths."""
+def glob_regex(pattern: str) -> BoundedPattern:
+    """Translate a glob with `**` (any depth, including none) into a regex on `/` paths; each
+    match is time-bounded and an invalid class like `[z-a]` is a ConfigError (the glob is
+    sync.yml's `drop_filename_filter`: untrusted)."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
             out.append("(?:.*/)?")
-            i += 3
+            while pattern.startswith("**/", i):  # `**/**/` is `**/`; repeated, it backtracks for ages
+                i += 3
         elif pattern.startswith("**", i):
             out.append(".*")
             i += 2
@@ -228,7 +232,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out))
+    return compile_bounded("".join(out), f"drop_filename_filter {pattern!r}")
 
 
 def key_of(settings: Settings, drop: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from dropsync_dagster.core.bounded_regex import bounded_match, compile_bounded
+from dropsync_dagster.core.bounded_regex import compile_bounded
 from dropsync_dagster.core.config import DeriveRule, MatchRule, MetadataSource, SyncConfig
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
@@ -65,8 +65,7 @@ def derive(variables: Mapping[str, str], rows: Mapping[str, Mapping[str, Any]], 
         if row is None:
             continue  # this file matched in another source
         pattern = compile_bounded(rule.regex, f"metadata_derive regex on {rule.source}.{rule.field}")
-        value = key_text(row.get(tables[rule.source].column(rule.field)))
-        found = bounded_match(pattern, value, f"metadata_derive regex on {rule.source}.{rule.field}", search=True)
+        found = pattern.search(key_text(row.get(tables[rule.source].column(rule.field))))
         for name, value in (found.groupdict() if found else {}).items():
             if value is not None and name not in variables and name not in derived:
                 derived[name] = value

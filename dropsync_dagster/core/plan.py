@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from dropsync_dagster.core.bounded_regex import bounded_match
+from dropsync_dagster.core.bounded_regex import compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
 from dropsync_dagster.core.config_yaml import read_config_text
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
@@ -95,14 +95,14 @@ def make_plan(
     processed_prefix = os.path.join(processed, os.path.relpath(drop.path.resolve(), rebase))
     today = now.strftime("%Y-%m-%d")
     targets = _Targets()
-    regex, regex_key = config.regex, f"{drop.path / CONFIG_NAME}: drop_filename_regex"
+    regex = compile_bounded(config.drop_filename_regex, f"{drop.path / CONFIG_NAME}: drop_filename_regex")
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
         entry = dict(
             relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime,
             device=cand.device, inode=cand.inode, ctime=cand.ctime,
         )
-        match = bounded_match(regex, cand.relpath, regex_key)
+        match = regex.match(cand.relpath)
         # A folder that cannot be listed may hold matching files: it holds the drop back.
         entry["matched"] = match is not None or cand.held is Reason.UNREADABLE
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.config import load_config
-from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT
+from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT, MAX_NODES
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster_tests.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
 
@@ -248,6 +248,12 @@ def test_an_oversized_sync_yml_is_refused_by_its_size(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_a_megabyte_of_tiny_nodes_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    text = seed_text() + "archive: {tar_exclusions: [" + ",".join(["x"] * (MAX_NODES + 1)) + "]}\n"
+    assert f"more than {MAX_NODES} YAML nodes" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.timeout(30)
 def test_an_alias_bomb_is_refused(tmp_path: Path) -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
@@ -327,3 +333,13 @@ def test_a_nul_byte_in_a_folder_is_refused(tmp_path: Path, key: str) -> None:
 def test_a_csv_delimiter_must_be_one_character(tmp_path: Path, delimiter: str) -> None:
     text = seed_text(metadata_sources=[{"name": "s", "type": "csv", "path": "s.csv", "delimiter": delimiter}])
     assert "delimiter: Value error, a delimiter is one character" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_a_sync_yml_that_is_a_folder_or_a_device_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "sync.yml"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    assert f"is a {'folder' if kind == 'folder' else 'character device'}; a regular file is required" in config_error(path)

@@ -324,3 +324,9 @@ def test_a_catastrophic_derive_regex_is_a_configuration_error(drop: Path) -> Non
     rule = DeriveRule(source="barcodes", field="Patient", regex=r"(?P<x>(a|aa)+)$")
     with pytest.raises(ConfigError, match="metadata_derive regex on barcodes.Patient: matching took longer"):
         derive({}, rows, [rule], {"barcodes": table})
+
+
+def test_a_folder_as_a_source_is_one_line(drop: Path) -> None:
+    csv_source_config(drop, "manifests")
+    with pytest.raises(ConfigError, match="manifests: is a folder; a regular file is required"):
+        loaded(drop)
