@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from dropsync_dagster.core import testhooks
+from dropsync_dagster_tests.faults.disks import SmallDisks
 from dropsync_dagster_tests.faults.world import World, build_world
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
@@ -22,16 +25,41 @@ def shared_labkey() -> Iterator[LabKeyTestServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One DAGSTER_HOME per worker for the CLI runs (its storage is made once, not per test)."""
+    return tmp_path_factory.mktemp("dagster_home")
+
+
+@pytest.fixture(scope="session")
+def shared_instance() -> Iterator[dg.DagsterInstance]:
+    """One Dagster instance per worker for the job runs made in the test process."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
 @pytest.fixture
 def world(tmp_path: Path, shared_labkey: LabKeyTestServer, couchdb_db: CouchDBDatabase,
-          gpg_keys: GpgKeys) -> Iterator[World]:
-    """A fresh drop with its own LabKey table, CouchDB database and proxies; snapshot taken."""
+          gpg_keys: GpgKeys, shared_dagster_home: Path) -> Iterator[World]:
+    """A fresh drop with its own LabKey table, CouchDB database and proxies; snapshot taken.
+    In-process hooks (core.testhooks.install) are cleared after the test."""
     shared_labkey.clear_faults()
-    built = build_world(tmp_path, shared_labkey, couchdb_db, gpg_keys)
+    built = build_world(tmp_path, shared_labkey, couchdb_db, gpg_keys, shared_dagster_home)
     built.snapshot()
     try:
         yield built
     finally:
+        testhooks.clear()
         shared_labkey.clear_faults()
         built.labkey_proxy.down()
         built.couchdb.down()
+
+
+@pytest.fixture
+def small_disks() -> Iterator[SmallDisks]:
+    """tmpfs mounts for disk-full faults, unmounted when the test ends."""
+    disks = SmallDisks()
+    try:
+        yield disks
+    finally:
+        disks.unmount_all()

@@ -33,9 +33,11 @@ SIDECARS = (".md5", ".blake3")
 _LINE = re.compile(r"(?P<hex>[0-9a-f]+)  (?P<name>[^\n\\]+)\n")
 
 
-def check_invariants(world: World, final: subprocess.CompletedProcess[str], *, all_synced: bool = True) -> None:
-    """Assert every invariant after the re-run `final`; `all_synced`: it must have exited 0."""
-    problems: list[str] = []
+def check_invariants(world: World, final: subprocess.CompletedProcess[str], *, all_synced: bool = True,
+                     seen: list[str] | None = None) -> None:
+    """Assert every invariant after the re-run `final`; `all_synced`: it must have exited 0.
+    `seen`: problems the scenario found in the faulted run, reported with the rest."""
+    problems: list[str] = list(seen or [])
     expected_codes = (0,) if all_synced else (0, 1)
     if final.returncode not in expected_codes:
         problems.append(f"re-run exited {final.returncode} (expected {expected_codes}): {final.stderr.strip()[-600:]}")
@@ -48,7 +50,22 @@ def check_invariants(world: World, final: subprocess.CompletedProcess[str], *, a
     doc = world.store().get(world.drop.key)
     if doc is None or doc.status != "synced":
         problems.append(f"drop {world.drop.key}: status {doc.status if doc else None!r}, expected 'synced'")
-    assert not problems, "invariants broken:\n- " + "\n- ".join(problems) + f"\n--- re-run stdout:\n{final.stdout[-4000:]}"
+    summary = "\n".join(line.strip() for line in final.stdout.splitlines() if "held" in line or "run " in line)
+    assert not problems, "invariants broken:\n- " + "\n- ".join(problems) + f"\n--- re-run said:\n{summary[-3000:]}"
+
+
+def failed_run_problems(faulted: subprocess.CompletedProcess[str], *names: str) -> list[str]:
+    """A run that failed: exit 3 and exactly one stderr line naming each of `names` (a path, a service)."""
+    found = []
+    lines = faulted.stderr.strip().splitlines()
+    if faulted.returncode != 3:
+        found.append(f"faulted run exited {faulted.returncode}, expected 3")
+    if len(lines) != 1:
+        found.append(f"faulted run wrote {len(lines)} stderr lines, expected one: {faulted.stderr.strip()[-800:]!r}")
+    for name in names:
+        if name not in faulted.stderr:
+            found.append(f"faulted run's error does not name {name}: {faulted.stderr.strip()[-400:]!r}")
+    return found
 
 
 def matched(world: World) -> list[str]:

@@ -21,8 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
+
 from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.core.status_open import open_store
+from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.labkey import LabKeyResource
+from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster_tests.dagster_env import run_job
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
@@ -51,6 +57,7 @@ class World:
     couch_db: CouchDBDatabase
     gpg: GpgKeys
     container: str
+    dagster_home: Path
     use_couchdb: bool = True
     known: dict[str, list[bytes]] = field(default_factory=dict)  # relpath -> every content it had
     gone: set[str] = field(default_factory=set)  # deleted by the test on purpose
@@ -79,7 +86,8 @@ class World:
                 self.known.setdefault(path.relative_to(self.drop.path).as_posix(), []).append(path.read_bytes())
 
     def changed(self, relpath: str) -> None:
-        """Record a test's change to a source: its current content is a legitimate version too."""
+        """Record a test's change to a source right after making it: its new content is a
+        legitimate version too, or it is gone on purpose."""
         path = self.drop.path / relpath
         if path.exists():
             self.known.setdefault(relpath, []).append(path.read_bytes())
@@ -98,7 +106,7 @@ class World:
         env = {
             **os.environ,
             **self.drop.env(),
-            "DAGSTER_HOME": str(self.base / "dagster_home"),
+            "DAGSTER_HOME": str(self.dagster_home),
             "GNUPGHOME": self.gpg.home,
             "DROPSYNC_GPG_RECIPIENTS": ",".join(self.gpg.recipients),
             "DROPSYNC_ARCHIVE_DIR": str(self.archive_dir),
@@ -134,6 +142,21 @@ class World:
         """Any other `dropsync` command with this world's environment."""
         return subprocess.run([sys.executable, "-m", "dropsync_dagster.cli", *args], env=self.env(**extra),
                               capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+    def run_job(self, instance: dg.DagsterInstance, **labkey: str) -> dg.ExecuteInProcessResult:
+        """The `sync_drop` job in this process (in-process hooks: core.testhooks.install), with
+        the resources the CLI would build from `env()`; `labkey` overrides LabKeyResource fields."""
+        env = self.env()
+        resources = {
+            "gpg": GpgResource(gnupghome=self.gpg.home, recipients=env["DROPSYNC_GPG_RECIPIENTS"],
+                               archive_dir=str(self.archive_dir), key_dir=str(self.key_dir)),
+            "labkey": LabKeyResource(**{"api_key": LABKEY_API_KEY, "retry_delay": "0.01", "timeout": "5", **labkey}),
+            "status": StatusResource(**({"couchdb_url": self.couch_db.url, "couchdb_db": self.couch_db.db,
+                                         "couchdb_user": self.couch_db.user,
+                                         "couchdb_password": self.couch_db.password} if self.use_couchdb
+                                        else {"couchdb_url": ""})),
+        }
+        return run_job(self.drop, instance, **resources)
 
     # ---- rendezvous with hooks.pause -----------------------------------------------------
     def wait_at(self, name: str, proc: subprocess.Popen[str]) -> int:
@@ -184,8 +207,10 @@ def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def build_world(base: Path, labkey: LabKeyTestServer, couch_db: CouchDBDatabase, gpg: GpgKeys) -> World:
-    """The drop (three matched files, one `.md5`, one unmatched file), its LabKey table, proxies."""
+def build_world(base: Path, labkey: LabKeyTestServer, couch_db: CouchDBDatabase, gpg: GpgKeys,
+                dagster_home: Path) -> World:
+    """The drop (three matched files, one `.md5`, one unmatched file), its LabKey table, proxies.
+    The drop's folder name is unique, so worlds can share one Dagster instance."""
     base = Path(os.path.realpath(base))
     container = f"Faults/{uuid.uuid4().hex[:10]}"
     labkey.create_table(container, "exp", "data", EXP_DATA_COLUMNS)
@@ -193,7 +218,7 @@ def build_world(base: Path, labkey: LabKeyTestServer, couch_db: CouchDBDatabase,
     host, _, port = couch_db.url.removeprefix("http://").partition(":")
     couchdb = OutageProxy(host, int(port)).up()
     proxied = CouchDBDatabase(f"http://{couchdb.address}", couch_db.user, couch_db.password, couch_db.db)
-    drop = make_drop(base)
+    drop = make_drop(base, f"run_{uuid.uuid4().hex[:8]}")
     drop.write_config(seed_config(
         drop.repository, drop.processed,
         labkey={"host": labkey_proxy.address, "container": container, "context": LABKEY_CONTEXT,
@@ -209,4 +234,4 @@ def build_world(base: Path, labkey: LabKeyTestServer, couch_db: CouchDBDatabase,
     for folder in ("hooks", "archive", "keys"):
         (base / folder).mkdir()
     (base / "netrc").write_text("")
-    return World(base, drop, labkey, labkey_proxy, couchdb, proxied, gpg, container)
+    return World(base, drop, labkey, labkey_proxy, couchdb, proxied, gpg, container, dagster_home)
