@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from dropsync_dagster.core import testhooks
+from dropsync_dagster.runner import QUICK_START_INSTANCE
 from dropsync_dagster_tests.faults.disks import SmallDisks
 from dropsync_dagster_tests.faults.world import World, build_world
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
@@ -27,8 +28,12 @@ def shared_labkey() -> Iterator[LabKeyTestServer]:
 
 @pytest.fixture(scope="session")
 def shared_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One DAGSTER_HOME per worker for the CLI runs (its storage is made once, not per test)."""
-    return tmp_path_factory.mktemp("dagster_home")
+    """One DAGSTER_HOME per worker for the CLI runs. Its storage is made here, once: CLI runs
+    racing to create it on first use would trip over each other's schema migrations."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text(QUICK_START_INSTANCE)
+    dg.DagsterInstance.from_config(str(home)).dispose()
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ def _originals(world: World, final: subprocess.CompletedProcess[str], problems: 
         if rel.endswith(".fastq.gz"):
             if places[0].is_relative_to(world.drop.processed):
                 synced[rel] = data
-            elif not any(rel in line and "held:" in line for line in final.stdout.splitlines()):
+            elif final.returncode in (0, 1) and not any(rel in line and "held:" in line for line in final.stdout.splitlines()):
                 problems.append(f"{rel}: still in the drop but the re-run does not name it as held")
     return synced
 
