@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
-from dropsync_dagster.assets.ownership import hold
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.metadata import check_result
 from dropsync_dagster.core.archive_step import archive_drop, archive_problems
 from dropsync_dagster.core.results import ChecksumsResult
@@ -27,12 +27,11 @@ def encrypted_archive(
     context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, status: StatusResource
 ) -> dg.MaterializeResult:
     """A new archive generation holding what earlier ones lack; disabled archives say why."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    hold(context, status, storage, plan.drop)
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    archived = archive_drop(plan, checksums, gpg.policy(storage.settings()))
-    path = results.save(plan.drop, "archive", archived)
+    with held(context, status, storage) as step:
+        plan = step.plan
+        checksums = step.results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
+        archived = archive_drop(plan, checksums, gpg.policy(storage.settings()), guard=step.guard)
+        path = step.results.save(plan.drop, "archive", archived, plan.plan_id)
     written = archived.written or {}
     metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why, "result_json": dg.MetadataValue.path(str(path))}
     if archived.enabled:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.metadata import check_result
-from dropsync_dagster.assets.ownership import hold
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.labkey_plan import WritebackTable, writeback_connection
 from dropsync_dagster.core.labkey_records import not_configured, rows_problems, write_records
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, LabKeyResult
@@ -29,24 +29,23 @@ def labkey_records(
     context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource, labkey: LabKeyResource
 ) -> dg.MaterializeResult:
     """Update existing rows by key and insert new ones (unless skip_creates); record every row id."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    hold(context, status, storage, plan.drop)
-    if not writeback_configured(plan.config):
-        why = "not configured: no labkey section" if plan.config.labkey is None else "not configured: no fields"
-        path = results.save(plan.drop, "labkey", not_configured(plan, why))
-        return dg.MaterializeResult(
-            metadata={"configured": False, "why": why, "result_json": dg.MetadataValue.path(str(path))},
-            check_results=[check_result(LABKEY_CHECK, [], configured=False)],
-        )
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    copies = results.load(plan.drop, "copies", CopiesResult)
-    table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
-    previous = results.load_optional(plan.drop, "labkey", LabKeyResult)  # an earlier attempt of this plan?
-    result = write_records(plan, checksums, copies, table,
-                           lambda partial: results.save(plan.drop, "labkey", partial), previous)
+    with held(context, status, storage) as step:
+        plan, results = step.plan, step.results
+        if not writeback_configured(plan.config):
+            why = "not configured: no labkey section" if plan.config.labkey is None else "not configured: no fields"
+            path = results.save(plan.drop, "labkey", not_configured(plan, why))
+            return dg.MaterializeResult(
+                metadata={"configured": False, "why": why, "result_json": dg.MetadataValue.path(str(path))},
+                check_results=[check_result(LABKEY_CHECK, [], configured=False)],
+            )
+        checksums = results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
+        copies = results.load(plan.drop, "copies", CopiesResult, plan.plan_id)
+        table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
+        previous = results.load_optional(plan.drop, "labkey", LabKeyResult, plan.plan_id)  # an earlier attempt of this plan?
+        result = write_records(plan, checksums, copies, table,
+                               lambda partial: results.save(plan.drop, "labkey", partial), previous, guard=step.guard)
     path = results.path(plan.drop, "labkey")
-    held = sum(1 for f in result.files.values() if f.action == "held")
+    held_files = sum(1 for f in result.files.values() if f.action == "held")
     return dg.MaterializeResult(
         metadata={
             "configured": True,
@@ -55,7 +54,7 @@ def labkey_records(
             "updated_rows": result.updated,
             "unchanged_rows": result.unchanged,
             "recorded_files": len(result.recorded()),
-            "held_files": held,
+            "held_files": held_files,
             "seconds": round(result.seconds, 3),
             "result_json": dg.MetadataValue.path(str(path)),
         },

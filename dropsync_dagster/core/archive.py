@@ -124,9 +124,11 @@ def write_archive(
     on_bytes: OnBytes | None = None,
     *,
     new_key: Callable[[], bytes] = lambda: secrets.token_bytes(KEY_BYTES),
+    guard: Callable[[], None] | None = None,
 ) -> ArchiveResult:
     """Archive the members earlier generations lack as a new, validated generation of `drop`.
-    `expected` maps planned files to their BLAKE3 from the checksum step; `new_key` exists for tests."""
+    `expected` maps planned files to their BLAKE3 from the checksum step; `new_key` exists for tests.
+    `guard` re-checks the run's claim right before the generation is published."""
     drop_dir, archive_dir, key_dir = Path(drop_dir), Path(archive_dir), Path(key_dir)
     _check_drop(drop)
     fingerprints = recipient_fingerprints(recipients, gnupghome)
@@ -165,6 +167,8 @@ def write_archive(
         )
         _write_durably(index_tmp, record.model_dump_json(indent=1, exclude_none=True).encode())
         # The key, then the index, are durable before the archive appears: it always has both.
+        if guard is not None:
+            guard()
         for temp, final in ((key_tmp, key), (index_tmp, index), (archive_tmp, archive)):
             _publish(temp, final)
             fsync_dir(final.parent)

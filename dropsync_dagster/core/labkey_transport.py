@@ -30,11 +30,12 @@ from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedErro
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Statuses after which a transacted save is known not to have been applied: LabKey's save actions
-# run in one transaction (transacted=True is the client default) and roll back on an exception
-# (500); 503 means the request was not served. A 502/504, a dropped connection or a read timeout
-# may come after the server committed, so a non-idempotent insert is not retried after those.
-REJECTED_WHOLE = frozenset({500, 503})
+
+
+class UnconfirmedWrite(RefusedError):
+    """A write request reached LabKey and failed without proof that nothing was applied (a 5xx
+    after the server may have committed, a dropped connection, a timeout). Never sent again
+    blindly: the caller re-reads presence and writes only what is still missing."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,11 @@ def classify(exc: Exception) -> Failure:
 
 
 def _retryable(failure: Failure, idempotent: bool) -> bool:
+    # A 500 may follow a commit (a proxy, a failure after the transaction): only a request that
+    # never reached the server is resent unless it is idempotent.
     if failure.kind == "unreached":
         return True
-    if failure.kind == "server":
-        return idempotent or failure.status in REJECTED_WHOLE
-    return failure.kind == "ambiguous" and idempotent
+    return idempotent and failure.kind in ("server", "ambiguous")
 
 
 def call_labkey(what: str, call: Callable[[], T], policy: RetryPolicy, credentials: str,
@@ -152,9 +153,10 @@ def _final_error(what: str, failure: Failure, credentials: str, attempts: int, i
         return ConfigError(f"{what}: {failure.detail}{status}")
     if failure.kind == "unreached":
         return RefusedError(f"{what}: LabKey is unreachable{tries} ({failure.detail})")
-    if failure.kind == "ambiguous" and not idempotent:
-        return RefusedError(f"{what}: no answer from LabKey ({failure.detail}); the write may or may not "
-                            "have been applied, so it is not retried; re-plan the drop to see the table's state")
+    if failure.kind in ("ambiguous", "server") and not idempotent:
+        answer = f"LabKey failed{status}: {failure.detail}" if failure.kind == "server" else f"no answer from LabKey ({failure.detail})"
+        return UnconfirmedWrite(f"{what}: {answer}; the write may or may not have been applied, so it is not "
+                                "sent again blindly")
     if failure.kind == "ambiguous":
         return RefusedError(f"{what}: no answer from LabKey{tries} ({failure.detail})")
     return RefusedError(f"{what}: LabKey failed{status}{tries}: {failure.detail}")

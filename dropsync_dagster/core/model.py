@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dropsync_dagster.core.config import SyncConfig
 
@@ -88,6 +89,8 @@ class Plan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     drop: str  # partition key
+    # Names this plan: every step result carries it, and no step uses a result of another plan.
+    plan_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     drop_path: str
     repository_folder: str
     processed_folder: str

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from dropsync_dagster.core.errors import DropsyncError
+from dropsync_dagster.core.errors import DropsyncError, RefusedError
 from dropsync_dagster.core.model import Digests, Plan, Reason
 
 T = TypeVar("T", bound=BaseModel)
@@ -30,6 +30,7 @@ class ChecksumsResult(BaseModel):
     """Output of `drop_checksums`."""
 
     drop: str
+    plan_id: str = ""  # the plan this result was made from
     files: dict[str, FileChecksum] = {}
     seconds: float = 0.0
     bytes: int = 0
@@ -47,6 +48,7 @@ class CopiesResult(BaseModel):
     """Output of `repository_copies`."""
 
     drop: str
+    plan_id: str = ""  # the plan this result was made from
     files: dict[str, FileCopy] = {}
     seconds: float = 0.0
     bytes: int = 0
@@ -69,6 +71,7 @@ class OriginalsResult(BaseModel):
     """Output of `archived_originals`."""
 
     drop: str
+    plan_id: str = ""  # the plan this result was made from
     files: dict[str, FileMove] = {}
     fingerprint: str = ""  # candidate-file fingerprint after the moves (the sensor's baseline)
 
@@ -83,32 +86,52 @@ class ResultStore:
         """The JSON document of step `name` for `drop`."""
         return self.state_dir / "drops" / drop / f"{name}.json"
 
-    def save(self, drop: str, name: str, result: BaseModel) -> Path:
-        """Write atomically (temp + rename) so a reader never sees half a document."""
+    def save(self, drop: str, name: str, result: BaseModel, plan_id: str | None = None) -> Path:
+        """Write atomically (temp + rename) so a reader never sees half a document; with
+        `plan_id`, the result is stamped with the plan it was made from."""
+        if plan_id is not None:
+            result = result.model_copy(update={"plan_id": plan_id})
         path = self.path(drop, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(result.model_dump_json(indent=1))
         os.replace(tmp, path)
         return path
 
-    def load(self, drop: str, name: str, model: type[T]) -> T:
-        """Read a step's result; missing means the step has not run for this drop."""
+    def load(self, drop: str, name: str, model: type[T], plan_id: str | None = None) -> T:
+        """Read a step's result; missing means the step has not run for this drop. With
+        `plan_id`, a result made from another plan is refused, never used."""
         path = self.path(drop, name)
         try:
-            return model.model_validate_json(path.read_bytes())
+            result = model.model_validate_json(path.read_bytes())
         except FileNotFoundError as exc:
             raise DropsyncError(f"{drop}: no {name} result at {path}; materialise that step first") from exc
+        found = getattr(result, "plan_id", None)
+        if plan_id is not None and found != plan_id:
+            raise RefusedError(f"{drop}: the {name} result at {path} belongs to plan {found or 'unknown'}, "
+                               f"not to this run's plan {plan_id}; materialise that step again")
+        return result
 
-    def load_optional(self, drop: str, name: str, model: type[T]) -> T | None:
-        """Like load, but None when the step has not run."""
+    def load_optional(self, drop: str, name: str, model: type[T], plan_id: str | None = None) -> T | None:
+        """Like load, but None when the step has not run (or, with `plan_id`, ran for another plan)."""
         path = self.path(drop, name)
-        return model.model_validate_json(path.read_bytes()) if path.exists() else None
+        if not path.exists():
+            return None
+        result = model.model_validate_json(path.read_bytes())
+        return None if plan_id is not None and getattr(result, "plan_id", None) != plan_id else result
 
-    def load_plan(self, drop: str) -> Plan:
-        """The frozen plan written by `drop_manifest`."""
-        return self.load(drop, "manifest", Plan)
+    def save_plan(self, plan: Plan) -> Path:
+        """Freeze a plan twice: under its id (what the run that claimed it reads) and as the
+        drop's latest (what people, the CLI and a run's first step read)."""
+        self.save(plan.drop, f"plans/{plan.plan_id}", plan)
+        return self.save(plan.drop, "manifest", plan)
+
+    def load_plan(self, drop: str, plan_id: str | None = None) -> Plan:
+        """The frozen plan `plan_id` (None: the latest written by `drop_manifest`)."""
+        if plan_id is None:
+            return self.load(drop, "manifest", Plan)
+        return self.load(drop, f"plans/{plan_id}", Plan)
 
     def save_json(self, drop: str, name: str, data: dict) -> Path:
         """Write a plain JSON document (e.g. the sensor's baseline)."""
@@ -122,6 +145,7 @@ class ArchiveStepResult(BaseModel):
     """Output of `encrypted_archive`: what this run wrote, and what every generation holds."""
 
     drop: str
+    plan_id: str = ""  # the plan this result was made from
     enabled: bool
     why: str
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
@@ -140,7 +164,8 @@ class LabKeyResult(BaseModel):
     """Output of `labkey_records`: every file's row, for the plan it was written from."""
 
     drop: str
-    plan_created_at: str  # the plan this result belongs to; the move trusts no other plan's rows
+    plan_created_at: str
+    plan_id: str = ""  # the plan this result belongs to; the move trusts no other plan's rows
     configured: bool
     why: str = ""
     table: str = ""
