@@ -34,7 +34,8 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
         copies = results.load(plan.drop, "copies", CopiesResult, plan.plan_id)
         archive = results.load(plan.drop, "archive", ArchiveStepResult, plan.plan_id)
         # Only files whose validated archive copy matches their checksum may leave the drop.
-        archived = {r for r, b3 in archive.archived.items() if r in checksums.files and checksums.files[r].digests.blake3 == b3}
+        hashed = {r: c.digests.blake3 for r, c in checksums.files.items() if c.digests is not None}
+        archived = {r for r, b3 in archive.archived.items() if hashed.get(r) == b3}
         # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
         labkey = results.load_optional(plan.drop, "labkey", LabKeyResult, plan.plan_id)
         recorded, row_ids = recorded_files(plan, labkey), labkey.row_ids() if labkey is not None else None

@@ -86,7 +86,7 @@ def lineage_docs(
         rel = entry.relpath
         sums: dict[str, dict[str, str]] = {}
         checksum = checksums.files.get(rel)
-        if checksum is not None:
+        if checksum is not None and checksum.digests is not None:
             sums["source"] = {"blake3": checksum.digests.blake3, **({"md5": checksum.digests.md5} if checksum.digests.md5 else {})}
         copy = copies.files.get(rel)
         if copy is not None and copy.verified_blake3:

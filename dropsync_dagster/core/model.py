@@ -55,6 +55,24 @@ class Digests(BaseModel):
     md5: str | None = None
 
 
+class Identity(BaseModel):
+    """Which file a path named when it was read: a different one, or one changed since, differs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: int
+    inode: int
+    size: int
+    mtime: float
+    ctime: float | None = None  # recorded when hashed; the plan compares without it
+
+    def same_file(self, other: Identity) -> bool:
+        """Same device, inode, size and mtime — and ctime, when both know it."""
+        if (self.device, self.inode, self.size, self.mtime) != (other.device, other.inode, other.size, other.mtime):
+            return False
+        return self.ctime is None or other.ctime is None or self.ctime == other.ctime
+
+
 class PlanEntry(BaseModel):
     """One candidate file of a drop: where it goes and whether it may go there."""
 
@@ -64,6 +82,9 @@ class PlanEntry(BaseModel):
     source: str  # absolute source path
     size: int
     mtime: float
+    device: int | None = None  # identity from planning's lstat: every later read must find it
+    inode: int | None = None
+    ctime: float | None = None
     matched: bool  # did drop_filename_regex match
     variables: dict[str, str] = {}
     metadata: dict[str, dict[str, Any]] = {}  # source name -> matched row
@@ -76,6 +97,13 @@ class PlanEntry(BaseModel):
     write_action: WriteAction = WriteAction.NONE
     labkey_row: dict[str, Any] | None = None  # existing row found by the presence check
     presence_key: str | None = None
+
+    @property
+    def identity(self) -> Identity | None:
+        """The planned file's identity (without ctime), or None for a plan that did not record it."""
+        if self.device is None or self.inode is None:
+            return None
+        return Identity(device=self.device, inode=self.inode, size=self.size, mtime=self.mtime)
 
     @property
     def goes_ahead(self) -> bool:

@@ -94,20 +94,28 @@ def make_plan(
     regex = config.regex
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
-        entry = dict(relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime)
+        entry = dict(
+            relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime,
+            device=cand.device, inode=cand.inode, ctime=cand.ctime,
+        )
         match = regex.match(cand.relpath)
-        entry["matched"] = match is not None
+        # A folder that cannot be listed may hold matching files: it holds the drop back.
+        entry["matched"] = match is not None or cand.held is Reason.UNREADABLE
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
         entry["processed_taken"] = os.path.lexists(entry["processed"])
         md5_path = f"{entry['source']}.md5"
-        entry["md5_sidecar"] = md5_path if os.path.isfile(md5_path) else None
-        if match is None:
+        # Any entry there, regular or not: drop_checksums reads it safely or holds `bad_sidecar`.
+        entry["md5_sidecar"] = md5_path if os.path.lexists(md5_path) else None
+        if not entry["matched"]:
             entries.append(PlanEntry(**entry, reason=Reason.SKIPPED_NON_MATCH))
             continue
-        if cand.escapes:
-            entries.append(PlanEntry(**entry, reason=Reason.UNSAFE_PATH))
+        if cand.held is not None:
+            entries.append(PlanEntry(**entry, reason=cand.held))
             continue
-        entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
+        try:
+            entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
+        except OSError:  # reading it for `<hash>` or to compare with a target failed
+            entries.append(PlanEntry(**entry, reason=Reason.UNREADABLE))
     if presence is not None:
         entries = _apply_presence(entries, presence, now)
     return Plan(
@@ -273,7 +281,7 @@ def _blocked(repository: Path, prefix: str) -> bool:
 
 def _same_content(a: str | Path, b: str | Path) -> bool:
     """Byte comparison that stops at the first difference."""
-    with open(a, "rb") as fa, open(b, "rb") as fb:
+    with open(a, "rb") as fa, open(b, "rb", opener=_source_opener) as fb:
         while True:
             ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
             if ca != cb:
@@ -282,9 +290,14 @@ def _same_content(a: str | Path, b: str | Path) -> bool:
                 return True
 
 
+def _source_opener(path: str, flags: int) -> int:
+    """Sources are read without following a link or blocking on a FIFO swapped in meanwhile."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
 def _crc32(path: str) -> int:
     crc = 0
-    with open(path, "rb") as f:
+    with open(path, "rb", opener=_source_opener) as f:
         while chunk := f.read(_CHUNK):
             crc = zlib.crc32(chunk, crc)
     return crc

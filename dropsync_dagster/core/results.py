@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from dropsync_dagster.core.errors import DropsyncError, RefusedError
-from dropsync_dagster.core.model import Digests, Plan, Reason
+from dropsync_dagster.core.model import Digests, Identity, Plan, Reason
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -21,9 +21,10 @@ class FileChecksum(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    digests: Digests
+    digests: Digests | None  # None: held before it was read (see `reason`)
     sidecar: str  # "md5" (kept, verified) or "blake3" (written by us)
-    reason: Reason | None = None  # md5_mismatch or not_verified (changed since planning)
+    reason: Reason | None = None  # md5_mismatch, not_verified, changed_since_plan, bad_sidecar, ...
+    identity: Identity | None = None  # the file that was hashed: only it may move (ctime included)
 
 
 class ChecksumsResult(BaseModel):
@@ -76,6 +77,16 @@ class OriginalsResult(BaseModel):
     fingerprint: str = ""  # candidate-file fingerprint after the moves (the sensor's baseline)
 
 
+STATE_DIR_MODE = 0o700  # results, plans and the status database: the service account's alone
+
+
+def private_state_dir(state_dir: Path) -> None:
+    """Make the state folder if missing, and keep it readable by its owner only."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
+    if state_dir.stat().st_mode & 0o777 != STATE_DIR_MODE:
+        os.chmod(state_dir, STATE_DIR_MODE)
+
+
 class ResultStore:
     """Reads and writes a drop's step results under `<state_dir>/drops/<drop>/`."""
 
@@ -92,6 +103,7 @@ class ResultStore:
         if plan_id is not None:
             result = result.model_copy(update={"plan_id": plan_id})
         path = self.path(drop, name)
+        private_state_dir(self.state_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
@@ -136,6 +148,7 @@ class ResultStore:
     def save_json(self, drop: str, name: str, data: dict) -> Path:
         """Write a plain JSON document (e.g. the sensor's baseline)."""
         path = self.path(drop, name)
+        private_state_dir(self.state_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
         return path

@@ -29,6 +29,7 @@ class Settings:
     drop_roots: tuple[DropRoot, ...]
     ready_files: tuple[str, ...] = DEFAULT_READY_FILES
     quiet_seconds: float | None = None
+    file_mode: int | None = None  # DROPSYNC_FILE_MODE: every repository copy gets this mode
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,7 +48,7 @@ class Settings:
             quiet = float(quiet_text) if quiet_text else None
         except ValueError as exc:
             raise ConfigError(f"DROPSYNC_QUIET_SECONDS: not a number: {quiet_text!r}") from exc
-        return cls(state_dir, allowed, roots, ready, quiet)
+        return cls(state_dir, allowed, roots, ready, quiet, file_mode=_file_mode(env.get("DROPSYNC_FILE_MODE", "")))
 
     def check_allowed(self, path: str | Path, key: str) -> Path:
         """Refuse a `sync.yml` folder outside the allowed roots (realpath, so links can't escape)."""
@@ -85,6 +86,20 @@ def _drop_roots(value: str) -> tuple[DropRoot, ...]:
     if dup is not None:
         raise ConfigError(f"DROPSYNC_DROP_ROOTS: two roots are named '{dup}'; name them 'name=path'")
     return tuple(roots)
+
+
+def _file_mode(value: str) -> int | None:
+    """DROPSYNC_FILE_MODE as permission bits (octal, e.g. 0640); unset: copies keep the source's."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        mode = int(text, 8)
+    except ValueError as exc:
+        raise ConfigError(f"DROPSYNC_FILE_MODE: not an octal file mode: {text!r}") from exc
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(f"DROPSYNC_FILE_MODE: {text!r} is not a mode between 0 and 0777 (no set-id or sticky bits)")
+    return mode
 
 
 def _within(path: Path, root: Path) -> bool:

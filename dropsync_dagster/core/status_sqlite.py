@@ -71,7 +71,10 @@ class SqliteStatusStore(StatusStore):
         self.path = Path(path)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Only the service account reads the status documents (SQLite gives -wal/-shm the same mode).
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.chmod(self.path, 0o600)
         with self._guard("create schema"):
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -470,3 +471,21 @@ def test_plan_is_frozen_and_round_trips_through_json(tmp_path: Path) -> None:
     assert by_file(again)["notes.txt"].reason is Reason.SKIPPED_NON_MATCH
     assert by_file(again)[SEED_FILE].md5_sidecar == f"{drop.path / SEED_FILE}.md5"
     assert again.drop == drop.key and again.created_at == NOW.isoformat()
+
+
+def test_odd_files_are_held_and_the_plan_is_still_json(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(simple_config(drop, "<dir>/<name>"))
+    drop.add_file("sub/ok.bin", b"ok")
+    with open(os.fsencode(str(drop.path)) + b"/sub/bad\xff.bin", "wb") as f:
+        f.write(b"x")
+    os.mkfifo(drop.path / "sub" / "pipe.bin")
+    (drop.path / "sub" / "zero.bin").symlink_to("/dev/zero")
+    plan = drop.plan()
+    got = {e.relpath: e.reason for e in plan.entries}
+    assert got == {
+        "sub/ok.bin": None, "sub/bad\\xff.bin": Reason.BAD_NAME,
+        "sub/pipe.bin": Reason.UNSAFE_PATH, "sub/zero.bin": Reason.UNSAFE_PATH,
+    }
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
+    assert by_file(plan)["sub/ok.bin"].inode == (drop.path / "sub/ok.bin").stat().st_ino

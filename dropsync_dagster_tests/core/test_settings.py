@@ -103,3 +103,14 @@ def test_bad_quiet_seconds_names_the_variable() -> None:
 def test_drop_dir_is_under_state_dir(tmp_path: Path) -> None:
     settings = Settings.from_env({"DROPSYNC_STATE_DIR": str(tmp_path / "state")})
     assert settings.drop_dir("seq-run1") == tmp_path / "state" / "drops" / "seq-run1"
+
+
+@pytest.mark.parametrize(("value", "mode"), [("", None), ("0640", 0o640), ("600", 0o600), ("0o644", 0o644)])
+def test_file_mode_is_octal_permission_bits(value: str, mode: int | None) -> None:
+    assert Settings.from_env({"DROPSYNC_FILE_MODE": value}).file_mode == mode
+
+
+@pytest.mark.parametrize("value", ["rw-r-----", "0999", "4755", "01777", "-1"])
+def test_file_mode_refuses_anything_but_permission_bits(value: str) -> None:
+    with pytest.raises(ConfigError, match="^DROPSYNC_FILE_MODE: "):
+        Settings.from_env({"DROPSYNC_FILE_MODE": value})
