@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dropsync_dagster_tests.faults.hooks import KILL, kill_when_file_grows, kill_when_read, once
 from dropsync_dagster_tests.faults.invariants import check_invariants
-from dropsync_dagster_tests.faults.world import BIG, World
+from dropsync_dagster_tests.faults.world import BIG, FILES, World
 
 # (hook, passes to let through first): step boundaries, then points inside a step.
 BOUNDARIES = [("planned", 0), ("hashed", 0), ("copied", 0), ("archive_published", 0), ("labkey_written", 0),
@@ -23,6 +25,9 @@ INSIDE = [
 def test_control_a_clean_run_satisfies_the_invariants(world: World) -> None:
     done = world.sync()
     assert done.returncode == 0, done.stderr
+    processed = world.drop.processed / FILES[0]
+    shown = world.cli("lineage", str(processed))  # the steward's view of the same lineage document
+    assert shown.returncode == 0 and json.loads(shown.stdout)["processed"] == str(processed), shown.stderr
     check_invariants(world, world.sync())
 
 

@@ -23,11 +23,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from dropsync_dagster.core.report import GATE_REASONS
+from dropsync_dagster.core.results import OriginalsResult, ResultStore
 from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.core.status_open import open_store
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.runner import first_failure
 from dropsync_dagster_tests.dagster_env import run_job
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
@@ -157,6 +160,15 @@ class World:
                                         else {"couchdb_url": ""})),
         }
         return run_job(self.drop, instance, **resources)
+
+    def job_outcome(self, result: dg.ExecuteInProcessResult) -> subprocess.CompletedProcess[str]:
+        """A job run told as the CLI would: exit 0/1/3, one line per original with its outcome."""
+        if not result.success:
+            return subprocess.CompletedProcess("sync_drop", 3, "", first_failure(result))
+        moves = ResultStore(self.state_dir).load(self.drop.key, "originals", OriginalsResult).files
+        lines = [f"{rel} {move.label}" for rel, move in moves.items()]
+        held = any(move.reason in GATE_REASONS for move in moves.values())
+        return subprocess.CompletedProcess("sync_drop", 1 if held else 0, "\n".join(lines), "")
 
     # ---- rendezvous with hooks.pause -----------------------------------------------------
     def wait_at(self, name: str, proc: subprocess.Popen[str]) -> int:
