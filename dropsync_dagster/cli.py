@@ -54,7 +54,9 @@ def plan(drop: str, as_json: bool) -> None:
 @click.argument("drop")
 @click.option("--do-it", is_flag=True, help="Copy, record and move; without it, only the plan is shown.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def sync(drop: str, do_it: bool, yes: bool) -> None:
+@click.option("--ignore-readiness", is_flag=True,
+              help="Sync even without the drop's sentinel or quiet period (recorded in its status).")
+def sync(drop: str, do_it: bool, yes: bool, ignore_readiness: bool) -> None:
     """Sync DROP through the Dagster job, in this process, recorded on the instance."""
     settings = Settings.from_env()
     folder, planned = plan_for(settings, drop)
@@ -63,7 +65,7 @@ def sync(drop: str, do_it: bool, yes: bool) -> None:
         sys.exit(1 if stopped(planned) else 0)
     if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
         raise click.exceptions.Abort()
-    sys.exit(sync_now(settings, folder, planned))
+    sys.exit(sync_now(settings, folder, planned, ignore_readiness=ignore_readiness))
 
 
 @cli.group()

@@ -34,6 +34,7 @@ class RunOutcome:
     success: bool
     error: str | None = None
     config_error: bool = False  # failed on a configuration error: nothing was done
+    interrupted: bool = False  # stopped by SIGTERM or SIGINT (Dagster interrupts the step at work)
 
 
 def instance() -> dg.DagsterInstance:
@@ -65,7 +66,9 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     )
     if result.success:
         return RunOutcome(result.run_id, True)
-    return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result))
+    found = _root_error(result)
+    interrupted = found is not None and found[1].cls_name == "DagsterExecutionInterruptedError"
+    return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result), interrupted)
 
 
 def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, path: str, max_failures: int) -> str | None:
@@ -110,6 +113,8 @@ def _one_line(error: SerializableErrorInfo) -> str:
     head, sep, rest = text.partition(": ")
     if sep and head.rsplit(".", 1)[-1] == error.cls_name:
         text = rest if error.cls_name in OUR_ERRORS else f"{error.cls_name}: {rest}"
+    elif text.rsplit(".", 1)[-1] == error.cls_name:  # a bare class path, no message
+        text = str(error.cls_name)
     return text.splitlines()[0] if text else str(error.cls_name)
 
 

@@ -103,12 +103,18 @@ class ResultStore:
         if plan_id is not None:
             result = result.model_copy(update={"plan_id": plan_id})
         path = self.path(drop, name)
-        private_state_dir(self.state_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(result.model_dump_json(indent=1))
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            private_state_dir(self.state_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(result.model_dump_json(indent=1))
+            os.replace(tmp, path)
+        except OSError as exc:  # disk full, read-only, permissions: say which file
+            if tmp is not None and os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise DropsyncError(f"{drop}: cannot write the {name} result {path}: {exc.strerror or exc}") from exc
         return path
 
     def load(self, drop: str, name: str, model: type[T], plan_id: str | None = None) -> T:

@@ -18,8 +18,9 @@ import dagster as dg
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.status_sqlite import SqliteStatusStore
 from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.runner import first_failure
 from dropsync_dagster_tests.assets.test_labkey_asset import labkey_drop, rows
-from dropsync_dagster_tests.dagster_env import run_job
+from dropsync_dagster_tests.dagster_env import definitions_for, run_job
 from dropsync_dagster_tests.drops import fastq_relpath
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBServer, free_port, running_pouchdb
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
@@ -107,3 +108,21 @@ def test_reset_force_releases_the_claim_of_a_finished_run_and_says_whose(tmp_pat
     assert f"released the claim of run {run_id}" in done.stdout and "success" in done.stdout
     doc = store.get(drop.key)
     assert (doc.status, doc.lease_expires_at) == ("pending", None)
+
+
+def test_every_run_checks_readiness_and_the_run_tag_overrides_it(tmp_path: Path) -> None:
+    """Defect (issue 11): a run launched from the UI or a backfill synced a drop without its
+    sentinel (its files may still be arriving)."""
+    drop = plain_drop(tmp_path, files=1)
+    (drop.path / ".ready").unlink()
+    with dg.instance_for_test() as instance:
+        refused = run_job(drop, instance)
+        assert not refused.success
+        assert first_failure(refused).startswith(f"step drop_manifest failed: drop {drop.key} is not ready: no sentinel")
+        assert not any(drop.repository.iterdir()) and not (drop.settings().state_dir / "drops").exists()
+        job = definitions_for(drop).resolve_job_def("sync_drop")
+        forced = job.execute_in_process(partition_key=drop.key, instance=instance, raise_on_error=False,
+                                        tags={"dropsync/ignore_readiness": "true"})
+        assert forced.success
+    doc = SqliteStatusStore(drop.settings().state_dir / "status.sqlite3").get(drop.key)
+    assert doc.status == "synced" and f"ignored by run {forced.run_id}" in doc.readiness_override
