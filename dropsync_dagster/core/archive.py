@@ -150,12 +150,13 @@ def write_archive(
     gpg = find_gpg(gnupghome)
     members = sorted(set(members))
     member_expected = _expected_by_member(drop_dir, drop, members, expected)
-    delta = _delta(drop_dir, members, member_expected, _archived_digests(list_generations(archive_dir, drop)))
-    if not delta:
-        return ArchiveResult(drop=drop, nothing_to_archive=True, recipient_fingerprints=fingerprints)
-
     folders = [_open_private(archive_dir), _open_private(key_dir)]
     try:
+        for fd in folders:
+            sweep(fd, f".{drop}.g")  # a killed run's temporaries, even when nothing is new
+        delta = _delta(drop_dir, members, member_expected, _archived_digests(list_generations(archive_dir, drop)))
+        if not delta:
+            return ArchiveResult(drop=drop, nothing_to_archive=True, recipient_fingerprints=fingerprints)
         return _write_generation(
             drop_dir, drop, delta, member_expected, archive_dir, key_dir, folders, fingerprints, gpg, on_bytes,
             new_key, guard,
@@ -179,8 +180,6 @@ def _write_generation(
     guard: Callable[[], None] | None,
 ) -> ArchiveResult:
     archive_fd, key_fd = folders
-    for fd in folders:
-        sweep(fd, f".{drop}.g")
     gen = 1 + max([0, *_generations_on_disk(archive_dir, drop), *_generations_on_disk(key_dir, drop)])
     archive = archive_dir / f"{drop}.g{gen}.tar.gpg"
     key = key_dir / f"{drop}.g{gen}.key.gpg"

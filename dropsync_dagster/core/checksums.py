@@ -39,6 +39,7 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
         hashed = hash_sources(jobs, on_bytes=on_bytes)
     with Folders() as folders:
         written: set[int] = set()
+        _sweep(plan, todo, folders)
         for entry in todo:
             md5, blake3 = sidecars[entry.relpath]
             files[entry.relpath] = checksum = _checksum(entry, hashed[Path(entry.source)], md5)
@@ -74,8 +75,6 @@ def _write_blake3(plan: Plan, entry: PlanEntry, digest: str, folders: Folders, w
         folder = folders.get(Path(plan.drop_path), source.parent)
     except UnsafePathError:
         return Reason.UNSAFE_PATH  # a folder of the drop became a link since planning
-    if folder not in written:
-        sweep(folder)  # temporaries of dead writers in a folder this run writes
     try:
         write_sidecar(source, "blake3", digest, source.name, durable=False, folder_fd=folder)
     except OSError as err:
@@ -84,6 +83,15 @@ def _write_blake3(plan: Plan, entry: PlanEntry, digest: str, folders: Folders, w
         raise
     written.add(folder)
     return None
+
+
+def _sweep(plan: Plan, entries: list[PlanEntry], folders: Folders) -> None:
+    """Remove temporaries of dead writers from the drop folders this step may write sidecars in."""
+    for folder in sorted({Path(e.source).parent for e in entries}):
+        try:
+            sweep(folders.get(Path(plan.drop_path), folder))
+        except UnsafePathError:
+            continue  # held when (if) a sidecar is to be written there
 
 
 def _verdict(entry: PlanEntry, size: int, md5: str | None, expected: str | None) -> Reason | None:

@@ -101,10 +101,10 @@ def _is_link(parent: int, name: str) -> bool:
 def _resolve_inside(root: Path, parts: list[str]) -> list[str]:
     """The components below `root` that a symlinked folder resolves to; refused outside `root`."""
     link = root.joinpath(*parts)
-    real = Path(os.path.realpath(link))
-    if real != root and root not in real.parents:
+    real, real_root = Path(os.path.realpath(link)), Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
         raise UnsafePathError(f"{link}: links to {real}, outside {root}; refusing to write through it")
-    return list(real.relative_to(root).parts)
+    return list(real.relative_to(real_root).parts)
 
 
 def _relative_parts(root: Path, folder: Path) -> list[str]:
@@ -121,6 +121,13 @@ def root_of(path: Path, roots: Iterable[Path]) -> Path:
     if not holding:
         raise UnsafePathError(f"{path}: outside every allowed root")
     return max(holding, key=lambda r: len(r.parts))
+
+
+def nearest_folder(folder: Path) -> Path:
+    """`folder` or its nearest existing ancestor: the default root of a write."""
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def make_root(outer: Path | None, root: Path, mode: int = 0o777) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core import sidecars
-from dropsync_dagster.core.confined import Folders, NotAFolderError
+from dropsync_dagster.core.confined import Folders, NotAFolderError, nearest_folder
 from dropsync_dagster.core.errors import IntegrityError, RefusedError, UnsafePathError
 from dropsync_dagster.core.hashing import DEFAULT_WORKERS, THREADED_HASH_FROM, OnBytes, hash_fd
 from dropsync_dagster.core.model import Digests, Identity
@@ -175,13 +175,6 @@ def _open_folder(entry: _Pending, folders: Folders, swept: set[int]) -> None:
     if entry.folder not in swept:
         sweep(entry.folder)
         swept.add(entry.folder)
-
-
-def nearest_folder(folder: Path) -> Path:
-    """`folder` or its nearest existing ancestor: the default root of a write."""
-    while not os.path.isdir(folder) and folder != folder.parent:
-        folder = folder.parent
-    return folder
 
 
 def _stage(entry: _Pending, on_bytes: OnBytes | None, file_mode: int | None) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core import sidecars
-from dropsync_dagster.core.confined import Folders, NotAFolderError
+from dropsync_dagster.core.confined import Folders, NotAFolderError, nearest_folder
 from dropsync_dagster.core.errors import RefusedError, UnsafePathError
-from dropsync_dagster.core.integrity import CopyItem, CopyOutcome, Guard, copy_verified_batch, holds, nearest_folder
+from dropsync_dagster.core.integrity import CopyItem, CopyOutcome, Guard, copy_verified_batch, holds
 from dropsync_dagster.core.model import Digests, Identity
 from dropsync_dagster.core.sidecars import BadSidecar
 from dropsync_dagster.core.sources import identity_of

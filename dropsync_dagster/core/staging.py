@@ -59,10 +59,15 @@ class StagedFile:
     def create_in(cls, folder_fd: int, final: Path, mode: int = 0o600) -> StagedFile:
         """A temporary for `final` in the open folder `folder_fd`: O_CREAT|O_EXCL|O_NOFOLLOW
         under a new name, so nothing planted at a name is ever opened, truncated or written."""
-        name = temp_name(final.name)
-        fd = os.open(name, _TEMP_FLAGS, mode, dir_fd=folder_fd)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # uncontended: the name is new
-        return cls(final.with_name(name), fd, folder_fd)
+        for _ in range(3):
+            name = temp_name(final.name)
+            fd = os.open(name, _TEMP_FLAGS, mode, dir_fd=folder_fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Another process's sweep may have taken the name between the open and the lock.
+            if _same_inode(folder_fd, name, fd):
+                return cls(final.with_name(name), fd, folder_fd)
+            os.close(fd)
+        raise OSError(errno.EAGAIN, f"cannot stage a temporary file for {final}: its names keep vanishing")
 
     @property
     def name(self) -> str:
@@ -126,8 +131,9 @@ def sweep(folder_fd: int, prefix: str = ".") -> list[str]:
     """Remove temporaries that dead writers left in the open folder (unlocked ones, optionally
     only names starting with `prefix`); returns their names. A live writer's are left alone."""
     removed: list[str] = []
+    own = f"{TEMP_MARK}-{RUN_TOKEN}-"  # this process is alive: its temporaries are too
     for entry in os.scandir(folder_fd):
-        if not (entry.name.startswith(prefix) and TEMP_MARK in entry.name):
+        if not (entry.name.startswith(prefix) and TEMP_MARK in entry.name) or own in entry.name:
             continue
         try:
             fd = os.open(entry.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)

@@ -357,3 +357,13 @@ def test_a_link_planted_at_a_final_archive_name_is_never_written_through(
     result = archive(drop_dir, tmp_path, gpg_keys)
     assert result.generation == 1
     assert outside.read_bytes() == b"keep" and outside.stat().st_nlink == 1
+
+
+def test_a_rerun_with_nothing_new_still_sweeps_dead_temporaries(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
+    result = archive(drop_dir, tmp_path, gpg_keys)
+    published = Path(result.archive_path)
+    # Killed between publishing and unlinking: the temporary is the archive's second name.
+    stale = published.with_name(f".{published.name}.dropsync-tmp-deadbeef-0000")
+    os.link(published, stale)
+    assert archive(drop_dir, tmp_path, gpg_keys).nothing_to_archive
+    assert not stale.exists() and published.stat().st_nlink == 1

@@ -3,7 +3,11 @@ holds one odd file (a swapped source, a bad sidecar) without failing the drop.""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +97,50 @@ def test_a_drop_folder_swapped_for_a_link_after_planning_gets_no_sidecar_outside
     checksums = compute_checksums(plan)
     assert checksums.files["d/a.bin"].reason is Reason.CHANGED_SINCE_PLAN  # another inode
     assert not (outside / "a.bin.blake3").exists()
+
+
+def test_dead_temporaries_in_the_drop_are_swept_even_when_no_sidecar_is_written(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path)
+    plan = drop.plan()
+    compute_checksums(plan)  # writes every .blake3
+    stale = drop.path / "d" / ".a.bin.blake3.dropsync-tmp-deadbeef-0000"
+    stale.write_bytes(b"half a sidecar")
+    compute_checksums(plan)  # nothing to write now
+    assert not stale.exists()
+
+
+_STEPS_WITHOUT_PRIVILEGES = """
+import json, sys
+from pathlib import Path
+from dropsync_dagster.core.config import load_config
+from dropsync_dagster.core.discovery import DropFolder
+from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.settings import Settings
+from dropsync_dagster_tests.write_path import run_steps
+drop = DropFolder(sys.argv[1], "seq", Path(sys.argv[2]))
+settings = Settings.from_env(json.loads(sys.argv[3]))
+class _Drop:  # what run_steps needs of a test Drop
+    def plan(self): return make_plan(drop, load_config(drop.path / "sync.yml"), settings)
+    def settings(self): return settings
+run = run_steps(_Drop())
+print(json.dumps({rel: m.label for rel, m in run.originals.files.items()}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv(1) to drop root's read-anything capability")
+def test_unreadable_file_and_folder_are_held_and_the_drop_goes_on(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path, {**FILES, "f/x.bin": b"X" * 10})
+    (drop.path / "d/a.bin").chmod(0)
+    (drop.path / "f").chmod(0)
+    try:
+        proc = subprocess.run(
+            ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", _STEPS_WITHOUT_PRIVILEGES,
+             drop.key, str(drop.path), json.dumps(drop.env())],
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        (drop.path / "f").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "d/a.bin": "held:unreadable", "d/b.bin": "moved", "e/c.bin": "moved", "f": "held:unreadable"}
+    assert (drop.path / "d/a.bin").exists() and (drop.path / "f/x.bin").exists()
