@@ -61,7 +61,6 @@ class World:
     gpg: GpgKeys
     container: str
     dagster_home: Path
-    use_couchdb: bool = True
     known: dict[str, list[bytes]] = field(default_factory=dict)  # relpath -> every content it had
     gone: set[str] = field(default_factory=set)  # deleted by the test on purpose
 
@@ -106,9 +105,7 @@ class World:
     # ---- environment and runs -----------------------------------------------------------
     def env(self, hooks: dict[str, str] | None = None, **extra: str | None) -> dict[str, str]:
         """The CLI's environment: drop settings, archive, LabKey credentials, status store, hooks."""
-        env = {
-            **os.environ,
-            **self.drop.env(),
+        ours = {
             "DAGSTER_HOME": str(self.dagster_home),
             "GNUPGHOME": self.gpg.home,
             "DROPSYNC_GPG_RECIPIENTS": ",".join(self.gpg.recipients),
@@ -120,15 +117,11 @@ class World:
             "DROPSYNC_LABKEY_TIMEOUT": "5",
             "COLUMNS": "400",  # summary tables name every file in full
             "DROPSYNC_TEST_HOOKS": json.dumps(hooks or {}),
+            **self.couch_db.env(),
         }
-        if self.use_couchdb:
-            env.update(self.couch_db.env())
-        for name, value in extra.items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        return env
+        unset = [name for name, value in extra.items() if value is None]
+        env = {**os.environ, **self.drop.env(**ours, **extra)}
+        return {name: value for name, value in env.items() if name not in unset}
 
     def start(self, hooks: dict[str, str] | None = None, *args: str, **extra: str | None) -> subprocess.Popen[str]:
         """`dropsync sync DROP --do-it --yes` started in the background."""
@@ -154,10 +147,8 @@ class World:
             "gpg": GpgResource(gnupghome=self.gpg.home, recipients=env["DROPSYNC_GPG_RECIPIENTS"],
                                archive_dir=str(self.archive_dir), key_dir=str(self.key_dir)),
             "labkey": LabKeyResource(**{"api_key": LABKEY_API_KEY, "retry_delay": "0.01", "timeout": "5", **labkey}),
-            "status": StatusResource(**({"couchdb_url": self.couch_db.url, "couchdb_db": self.couch_db.db,
-                                         "couchdb_user": self.couch_db.user,
-                                         "couchdb_password": self.couch_db.password} if self.use_couchdb
-                                        else {"couchdb_url": ""})),
+            "status": StatusResource(couchdb_url=self.couch_db.url, couchdb_db=self.couch_db.db,
+                                     couchdb_user=self.couch_db.user, couchdb_password=self.couch_db.password),
         }
         return run_job(self.drop, instance, **resources)
 
@@ -205,7 +196,7 @@ class World:
 
     # ---- what the servers hold ------------------------------------------------------------
     def store(self) -> StatusStore:
-        """The status store the runs use (CouchDB through the proxy, or SQLite in the state folder)."""
+        """The status store the runs use (CouchDB, through this test's proxy)."""
         return open_store(self.env(), self.state_dir)
 
     def rows(self) -> list[dict]:
