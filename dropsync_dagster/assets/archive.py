@@ -29,9 +29,9 @@ def encrypted_archive(
     """A new archive generation holding what earlier ones lack; disabled archives say why."""
     with held(context, status, storage) as step:
         plan = step.plan
-        checksums = step.results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
+        checksums = step.load("checksums", ChecksumsResult)
         archived = archive_drop(plan, checksums, gpg.policy(storage.settings()), guard=step.guard)
-        path = step.results.save(plan.drop, "archive", archived, plan.plan_id)
+        path = step.save("archive", archived)
     written = archived.written or {}
     metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why, "result_json": dg.MetadataValue.path(str(path))}
     if archived.enabled:

@@ -18,7 +18,7 @@ def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, 
     with held(context, status, storage) as step:  # before the first write (sidecars)
         plan = step.plan
         checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
-        path = step.results.save(plan.drop, "checksums", checksums, plan.plan_id)
+        path = step.save("checksums", checksums)
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
         metadata=transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path)

@@ -26,9 +26,9 @@ def repository_copies(context: dg.AssetExecutionContext, storage: StorageResourc
     """Copy each verified file to its frozen target; identical targets count as already synced."""
     with held(context, status, storage) as step:
         plan = step.plan
-        checksums = step.results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
+        checksums = step.load("checksums", ChecksumsResult)
         copies = copy_files(plan, checksums, storage.settings(), guard=step.guard)
-        path = step.results.save(plan.drop, "copies", copies, plan.plan_id)
+        path = step.save("copies", copies)
     outcomes = tally([c.outcome for c in copies.files.values()])
     return dg.MaterializeResult(
         metadata=transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),

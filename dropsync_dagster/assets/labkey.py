@@ -30,21 +30,21 @@ def labkey_records(
 ) -> dg.MaterializeResult:
     """Update existing rows by key and insert new ones (unless skip_creates); record every row id."""
     with held(context, status, storage) as step:
-        plan, results = step.plan, step.results
+        plan = step.plan
         if not writeback_configured(plan.config):
             why = "not configured: no labkey section" if plan.config.labkey is None else "not configured: no fields"
-            path = results.save(plan.drop, "labkey", not_configured(plan, why))
+            path = step.save("labkey", not_configured(plan, why))
             return dg.MaterializeResult(
                 metadata={"configured": False, "why": why, "result_json": dg.MetadataValue.path(str(path))},
                 check_results=[check_result(LABKEY_CHECK, [], configured=False)],
             )
-        checksums = results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
-        copies = results.load(plan.drop, "copies", CopiesResult, plan.plan_id)
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = step.load("copies", CopiesResult)
         table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
-        previous = results.load_optional(plan.drop, "labkey", LabKeyResult, plan.plan_id)  # an earlier attempt of this plan?
-        result = write_records(plan, checksums, copies, table,
-                               lambda partial: results.save(plan.drop, "labkey", partial), previous, guard=step.guard)
-    path = results.path(plan.drop, "labkey")
+        previous = step.load_optional("labkey", LabKeyResult)  # an earlier attempt of this plan?
+        result = write_records(plan, checksums, copies, table, lambda partial: step.save("labkey", partial),
+                               previous, guard=step.guard)
+    path = step.results.path(plan.drop, "labkey")
     held_files = sum(1 for f in result.files.values() if f.action == "held")
     return dg.MaterializeResult(
         metadata={

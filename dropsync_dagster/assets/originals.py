@@ -29,30 +29,30 @@ ORIGINALS_CHECK = "originals_accounted_for"
 def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Move each original whose copy is verified (and recorded/archived where required)."""
     with held(context, status, storage) as step:
-        plan, store, results = step.plan, step.store, step.results
-        checksums = results.load(plan.drop, "checksums", ChecksumsResult, plan.plan_id)
-        copies = results.load(plan.drop, "copies", CopiesResult, plan.plan_id)
-        archive = results.load(plan.drop, "archive", ArchiveStepResult, plan.plan_id)
+        plan, store = step.plan, step.store
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = step.load("copies", CopiesResult)
+        archive = step.load("archive", ArchiveStepResult)
         # Only files whose validated archive copy matches their checksum may leave the drop.
         hashed = {r: c.digests.blake3 for r, c in checksums.files.items() if c.digests is not None}
         archived = {r for r, b3 in archive.archived.items() if hashed.get(r) == b3}
         # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
-        labkey = results.load_optional(plan.drop, "labkey", LabKeyResult, plan.plan_id)
+        labkey = step.load_optional("labkey", LabKeyResult)
         recorded, row_ids = recorded_files(plan, labkey), labkey.row_ids() if labkey is not None else None
-        earlier = results.load_optional(plan.drop, "moves", MoveIntents)
+        earlier = step.results.load_optional(plan.drop, "moves", MoveIntents)  # of any plan
         if earlier is not None:  # a run that died mid-move: its lineage says `intended` until confirmed
             confirm_intents(store, earlier)
         intents = intended_moves(plan, checksums, copies, recorded=recorded,
                                  archived=archived if archive.enabled else None)
         # Write-ahead: what the moves will do is recorded (state folder, then lineage) before any is done.
-        results.save(plan.drop, "moves", intents)
+        step.save("moves", intents)
         store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, as_outcomes(intents), row_ids=row_ids))
         originals = move_originals(
             plan, checksums, copies, storage.settings(),
             recorded=recorded, archived=archived if archive.enabled else None, guard=step.guard,
         )
         store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids))
-        path = results.save(plan.drop, "originals", originals, plan.plan_id)
+        path = step.save("originals", originals)
         outcomes = tally([m.label for m in originals.files.values()])
         step.guard.check()
         store.mark_synced(plan.drop, step.owner, outcomes)

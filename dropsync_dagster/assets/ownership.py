@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
+from pydantic import BaseModel
 
 from dropsync_dagster.core.claim import ClaimGuard
 from dropsync_dagster.core.model import Plan
@@ -23,6 +25,8 @@ from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.runner import IGNORE_READINESS, run_finished
+
+T = TypeVar("T", bound=BaseModel)
 
 # The dropsync steps in the order a run executes them.
 STEPS = ("drop_manifest", "drop_checksums", "encrypted_archive", "repository_copies", "labkey_records",
@@ -83,6 +87,19 @@ class Held:
     plan: Plan
     results: ResultStore
     owner: str
+
+    def load(self, name: str, model: type[T]) -> T:
+        """A step result of this run's plan (another plan's is refused)."""
+        return self.results.load(self.plan.drop, name, model, self.plan.plan_id)
+
+    def load_optional(self, name: str, model: type[T]) -> T | None:
+        """Like load, but None when the step has not run for this plan."""
+        return self.results.load_optional(self.plan.drop, name, model, self.plan.plan_id)
+
+    def save(self, name: str, result: BaseModel) -> Path:
+        """Save a result of this plan, if the run still holds the drop (a lost run writes nothing)."""
+        self.guard.check()
+        return self.results.save(self.plan.drop, name, result, self.plan.plan_id)
 
 
 @contextmanager
