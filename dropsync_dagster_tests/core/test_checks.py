@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster.core.checks import target_problems
+from dropsync_dagster.core import testhooks
+from dropsync_dagster.core.checks import copy_problems, target_problems
 from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
-from dropsync_dagster_tests.write_path import canary, run_steps, simple_drop
+from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_drop
 
 pytestmark = pytest.mark.usefixtures("no_hooks")
 
@@ -32,3 +33,20 @@ def test_targets_check_finds_duplicates_and_targets_lexically_outside(tmp_path: 
         a, b.model_copy(update={"target": a.target}), c.model_copy(update={"target": str(repository / "e/../../x")}),
     ]})
     assert target_problems(bad) == [f"{a.target}: planned 2 times", f"{repository}/e/../../x: outside {repository}"]
+
+
+def test_copies_check_passes_when_a_target_folder_is_swapped_for_a_link_before_publish(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path)
+    outside = canary(tmp_path)
+
+    def swap(path: Path, **_: object) -> None:
+        if path.name == "a.bin":
+            path.parent.rename(path.parent.with_name("d.moved"))
+            path.parent.symlink_to(outside)
+
+    testhooks.install("before_publish", swap)
+    run = run_steps(drop)
+    assert run.copies.files["d/a.bin"].outcome == "unsafe_path"  # its copy is not at its target
+    assert run.copies.files["e/c.bin"].outcome == "copied"
+    assert copy_problems(run.copies, run.checksums) == []
+    assert (drop.path / "d/a.bin").read_bytes() == FILES["d/a.bin"]  # held in the drop
