@@ -6,6 +6,7 @@ Errors are one line naming the file, the key path and the line: `sync.yml:7: fie
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -291,12 +292,9 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
     def fail(loc: tuple, message: str) -> NoReturn:
         raise ConfigError(f"{where(loc)}: {message}")
 
-    for key in ("repository_folder", "processed_folder", "processed_rebase_from"):
-        if "\0" in (getattr(config, key) or ""):
-            fail((key,), "a path may not contain a NUL byte")
-    for i, source in enumerate(config.metadata_sources):
-        if source.path is not None and "\0" in source.path:
-            fail(("metadata_sources", i, "path"), "a path may not contain a NUL byte")
+    for loc, text in _strings(config.model_dump(by_alias=True, exclude_none=True)):
+        if "\0" in text:  # a folder, template or value with one can never become a path or a row
+            fail(loc, "a NUL byte is not allowed")
     variables = _groups(where(("drop_filename_regex",)), config.drop_filename_regex)
     for i, rule in enumerate(config.metadata_derive):
         variables |= _groups(where(("metadata_derive", i, "regex")), rule.regex)
@@ -342,6 +340,19 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
             fail(("metadata_sources", i), "a labkey source needs host and container (or a top-level labkey section)")
         if source.type in ("csv", "excel") and not source.path:
             fail(("metadata_sources", i), f"a {source.type} source needs a path")
+
+
+def _strings(value: object, loc: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """Every string of a dumped config, keys included, with its location."""
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, (*loc, key))
+            yield from _strings(item, (*loc, key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*loc, i))
 
 
 def _groups(where: str, pattern: str) -> set[str]:

@@ -322,11 +322,11 @@ def test_named_groups_and_re_syntax_keep_working(tmp_path: Path) -> None:
     assert config.regex.match("scRNA/x.fastq.gz").groupdict() == {"phase": "scRNA", "rest": "x.fastq"}
 
 
-@pytest.mark.parametrize("key", ["repository_folder", "processed_folder"])
-def test_a_nul_byte_in_a_folder_is_refused(tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize("key", ["repository_folder", "processed_folder", "repository_filename"])
+def test_a_nul_byte_in_a_folder_or_template_is_refused(tmp_path: Path, key: str) -> None:
     lines = [f'{key}: "/data/x\\0y"' if line.startswith(f"{key}:") else line for line in seed_text().splitlines()]
     text = "\n".join(lines) + "\n"  # YAML's "\0" is a NUL byte
-    assert f"{key}: a path may not contain a NUL byte" in config_error(write(tmp_path, text))
+    assert f"{key}: a NUL byte is not allowed" in config_error(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n"])
