@@ -51,6 +51,7 @@ class Candidate:
     inode: int = 0
     ctime: float = 0.0
     held: Reason | None = None
+    folder: bool = False  # a folder that cannot be listed, held whole: it may hold matching files
 
     @property
     def path(self) -> Path:
@@ -190,7 +191,8 @@ def _walk_files(top: Path, held: list[Candidate] | None = None, skip: int = 0):
             if held is None or folder == str(top):
                 raise
             reason = Reason.BAD_NAME if err.errno == errno.ENAMETOOLONG else Reason.UNREADABLE
-            held.append(Candidate(printable(folder[skip:].replace(os.sep, "/")), printable(folder), 0, 0.0, held=reason))
+            held.append(Candidate(printable(folder[skip:].replace(os.sep, "/")), printable(folder), 0, 0.0, held=reason,
+                                  folder=True))
             continue
         with it:
             for entry in it:
