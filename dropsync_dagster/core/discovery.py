@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -25,6 +26,7 @@ _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 NAME_MAX = 255  # bytes in one name
 PATH_MAX = 4096  # bytes in a path, with its NUL
 _LONGEST_SIDECAR = len(".blake3")
+_UNREADABLE = (errno.EACCES, errno.EPERM, errno.EIO)  # a listed entry that cannot be stat'ed
 
 
 @dataclass(frozen=True)
@@ -142,18 +144,32 @@ def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # gone since it was listed
+        except OSError as err:
+            if err.errno not in _UNREADABLE:
+                raise
+            # Listed, but its folder may not be searched (no x bit) or the disk fails: held.
+            out.append(_replace(_candidate(rel, entry.path, entry.name, None), Reason.UNREADABLE))
+            continue
         out.append(_candidate(rel, entry.path, entry.name, st))
     out.sort(key=lambda c: c.relpath)
     return out
 
 
-def _candidate(rel: str, path: str, name: str, st: os.stat_result) -> Candidate:
+def _candidate(rel: str, path: str, name: str, st: os.stat_result | None) -> Candidate:
+    """The candidate of one listed file (`st` None: it could not be stat'ed)."""
     held = None
-    if not stat.S_ISREG(st.st_mode):
+    if st is not None and not stat.S_ISREG(st.st_mode):
         held = Reason.UNSAFE_PATH  # a symlink, FIFO, socket or device is never opened
     if _bad_name(path, name):
         held, rel, path = Reason.BAD_NAME, printable(rel), printable(path)
+    if st is None:
+        return Candidate(rel, path, 0, 0.0, held=held)
     return Candidate(rel, path, st.st_size, st.st_mtime, st.st_dev, st.st_ino, st.st_ctime, held)
+
+
+def _replace(cand: Candidate, reason: Reason) -> Candidate:
+    """`cand` held for `reason`, unless its name already holds it (`bad_name` is shown escaped)."""
+    return cand if cand.held is Reason.BAD_NAME else dataclasses.replace(cand, held=reason)
 
 
 def _bad_name(path: str, name: str) -> bool:

@@ -144,3 +144,21 @@ def test_unreadable_file_and_folder_are_held_and_the_drop_goes_on(tmp_path: Path
     assert json.loads(proc.stdout) == {
         "d/a.bin": "held:unreadable", "d/b.bin": "moved", "e/c.bin": "moved", "f": "held:unreadable"}
     assert (drop.path / "d/a.bin").exists() and (drop.path / "f/x.bin").exists()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv(1) to drop root's read-anything capability")
+def test_files_of_a_listable_but_unsearchable_folder_are_held_and_the_drop_goes_on(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path, {**FILES, "f/x.bin": b"X" * 10})
+    (drop.path / "f").chmod(0o644)  # listed, but no entry can be stat'ed or opened
+    try:
+        proc = subprocess.run(
+            ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", _STEPS_WITHOUT_PRIVILEGES,
+             drop.key, str(drop.path), json.dumps(drop.env())],
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        (drop.path / "f").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "d/a.bin": "moved", "d/b.bin": "moved", "e/c.bin": "moved", "f/x.bin": "held:unreadable"}
+    assert (drop.path / "f/x.bin").read_bytes() == b"X" * 10
