@@ -14,6 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from dropsync_dagster.core.bounded_read import read_regular
 from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME
 from dropsync_dagster.core.errors import ConfigError
@@ -26,6 +27,7 @@ _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 NAME_MAX = 255  # bytes in one name
 PATH_MAX = 4096  # bytes in a path, with its NUL
 _LONGEST_SIDECAR = len(".blake3")
+EXIT_CODE_BYTES = 64  # an rsync exit code is a number and a newline
 _UNREADABLE = (errno.EACCES, errno.EPERM, errno.EIO)  # a listed entry that cannot be stat'ed
 
 
@@ -112,10 +114,11 @@ def resolve_drop(settings: Settings, drop: str) -> DropFolder:
 
 
 def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | None, now: float | None = None) -> Readiness:
-    """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period."""
-    present = [name for name in ready_files if (path / name).is_file()]
+    """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period. A sentinel is
+    the drop's own regular file: a symlink, FIFO or folder at its name does not count."""
+    present = [name for name in ready_files if _is_regular(path / name)]
     # A failed rsync outranks any other sentinel, whatever the order of DROPSYNC_READY_FILES.
-    if ".metadata_rsync_exitcode" in present and (path / ".metadata_rsync_exitcode").read_text().strip() != "0":
+    if ".metadata_rsync_exitcode" in present and _exit_code(path / ".metadata_rsync_exitcode") != "0":
         return Readiness.TRANSFER_FAILED
     if present:
         return Readiness.READY
@@ -124,6 +127,22 @@ def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | N
         if (time.time() if now is None else now) - newest >= quiet_seconds:
             return Readiness.READY
     return Readiness.WAITING
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _exit_code(path: Path) -> str | None:
+    """The rsync exit code a sentinel records, read without following a link or blocking (None:
+    it stopped being a small regular file since it was seen: the transfer is not known good)."""
+    try:
+        return read_regular(path, EXIT_CODE_BYTES, str(path)).decode("utf-8", "replace").strip()
+    except ConfigError:
+        return None
 
 
 def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:

@@ -103,6 +103,20 @@ def test_failed_rsync_wins_over_a_ready_sentinel(tmp_path: Path) -> None:
     assert readiness(drop.path, READY, None) is Readiness.TRANSFER_FAILED
 
 
+def test_a_sentinel_is_the_drops_own_small_regular_file(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    outside = tmp_path / "zero"
+    outside.write_text("0\n")
+    (drop.path / ".metadata_rsync_exitcode").symlink_to(outside)  # a link never counts
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.WAITING
+    (drop.path / ".metadata_rsync_exitcode").unlink()
+    os.mkfifo(drop.path / ".metadata_rsync_exitcode")  # nor a FIFO (never opened: no hang)
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.WAITING
+    (drop.path / ".metadata_rsync_exitcode").unlink()
+    (drop.path / ".metadata_rsync_exitcode").write_text("0" + " " * 100_000)  # oversized: not known good
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.TRANSFER_FAILED
+
+
 def test_only_configured_sentinels_count(tmp_path: Path) -> None:
     drop = make_drop(tmp_path)
     drop.mark_ready()
