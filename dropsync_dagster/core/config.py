@@ -292,8 +292,8 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
     def fail(loc: tuple, message: str) -> NoReturn:
         raise ConfigError(f"{where(loc)}: {message}")
 
-    for loc, text in _strings(config.model_dump(by_alias=True, exclude_none=True)):
-        if "\0" in text:  # a folder, template or value with one can never become a path or a row
+    for loc, text in _folders_and_templates(config):
+        if "\0" in text:  # it can never become a path (lookup values are data: they hold their file only)
             fail(loc, "a NUL byte is not allowed")
     variables = _groups(where(("drop_filename_regex",)), config.drop_filename_regex)
     for i, rule in enumerate(config.metadata_derive):
@@ -342,17 +342,18 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
             fail(("metadata_sources", i), f"a {source.type} source needs a path")
 
 
-def _strings(value: object, loc: tuple = ()) -> Iterator[tuple[tuple, str]]:
-    """Every string of a dumped config, keys included, with its location."""
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key, (*loc, key))
-            yield from _strings(item, (*loc, key))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*loc, i))
+def _folders_and_templates(config: SyncConfig) -> Iterator[tuple[tuple, str]]:
+    """Every folder and template of a config, with its location."""
+    for key in ("repository_folder", "processed_folder", "processed_rebase_from", "repository_filename"):
+        yield (key,), getattr(config, key) or ""
+    for i, source in enumerate(config.metadata_sources):
+        yield ("metadata_sources", i, "path"), source.path or ""
+    for name, value in config.fields.items():
+        yield ("fields", name), value if isinstance(value, str) else ""
+    if config.metadata_match is not None:
+        yield ("metadata_match", "key_template"), config.metadata_match.key_template or ""
+        for i, rule in enumerate(config.metadata_match.search):
+            yield ("metadata_match", "search", i, "key_template"), rule.key_template or ""
 
 
 def _groups(where: str, pattern: str) -> set[str]:

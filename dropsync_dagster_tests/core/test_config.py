@@ -343,3 +343,8 @@ def test_a_sync_yml_that_is_a_folder_or_a_device_is_refused(tmp_path: Path, kind
     else:
         path = Path("/dev/zero")
     assert f"is a {'folder' if kind == 'folder' else 'character device'}; a regular file is required" in config_error(path)
+
+
+def test_a_nul_byte_in_a_lookup_value_is_data_not_a_configuration_error(tmp_path: Path) -> None:
+    text = seed_text() + 'lookups:\n  phase:\n    evil: "x\\0y"\n'
+    assert load_config(write(tmp_path, text)).lookups["phase"]["evil"] == "x\0y"  # it holds its file only
