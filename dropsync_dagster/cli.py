@@ -12,7 +12,7 @@ from dropsync_dagster.core.archive import list_generations
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import rewrap_key
 from dropsync_dagster.core.discovery import DropFolder, key_of, resolve_drop
-from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
+from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError, without_class_paths
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.labkey_plan import plan_drop
 from dropsync_dagster.cli_status import lineage, register, reset, status
@@ -133,8 +133,8 @@ def main() -> None:
 
 
 def _fail(line: str, code: int) -> None:
-    """Exit with `code` after one line on stderr (control characters made visible)."""
-    click.echo(shown(line), err=True)
+    """Exit with `code` after one line on stderr (control characters made visible, no class path)."""
+    click.echo(shown(without_class_paths(line)), err=True)
     sys.exit(code)
 
 if __name__ == "__main__":

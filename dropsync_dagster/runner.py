@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 from dropsync_dagster.core import errors
-from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.errors import ConfigError, without_class_paths
 from dropsync_dagster.core.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.partitions import drops
@@ -115,13 +116,38 @@ def _one_line(error: SerializableErrorInfo) -> str:
         text = rest if error.cls_name in OUR_ERRORS else f"{error.cls_name}: {rest}"
     elif text.rsplit(".", 1)[-1] == error.cls_name:  # a bare class path, no message
         text = str(error.cls_name)
-    return text.splitlines()[0] if text else str(error.cls_name)
+    return without_class_paths(text.splitlines()[0] if text else str(error.cls_name))
+
+
+def _failed_checks(result: dg.ExecuteInProcessResult, step: str) -> str:
+    """The blocking checks that failed in `step`, by name, with the first problem each listed."""
+    failed = [
+        event.asset_check_evaluation_data
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and event.step_key == step
+        and not event.asset_check_evaluation_data.passed
+    ]
+    return "; ".join(f"blocking check {c.check_name} failed: {_first_problem(c.metadata)}" for c in failed)
+
+
+def _first_problem(metadata: Mapping[str, dg.MetadataValue]) -> str:
+    """The first of the problems `assets.metadata.check_result` lists, and how many more there are."""
+    listed = metadata.get("problems")
+    first = str(listed.value).splitlines()[0].removeprefix("- ") if listed is not None else "no problem listed"
+    count = metadata.get("problem_count")
+    more = int(count.value) - 1 if count is not None else 0  # type: ignore[arg-type]
+    return first if more < 1 else f"{first} (and {more} more problem{'s' if more > 1 else ''})"
 
 
 def first_failure(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step and the first line of its error."""
+    """The first failed step and the first line of its error, in words (a failed blocking check
+    by its name and first problem)."""
     found = _root_error(result)
-    return "run failed" if found is None else f"step {found[0]} failed: {_one_line(found[1])}"
+    if found is None:
+        return "run failed"
+    step, error = found
+    checks = _failed_checks(result, step) if error.cls_name == "DagsterAssetCheckFailedError" else ""
+    return f"step {step} failed: {checks or _one_line(error)}"
 
 
 def failed_on_config(result: dg.ExecuteInProcessResult) -> bool:

@@ -67,6 +67,8 @@ def compile_bounded(pattern: str, key: str) -> BoundedPattern:
         raise ConfigError(f"{key}: invalid regex: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{key}: invalid regex: nested too deeply") from None
+    except OverflowError:  # a repetition count past the engine's limit, e.g. x{99999999999}
+        raise ConfigError(f"{key}: invalid regex: a repetition count is too large") from None
     if _expanded(parsed) > MAX_EXPANDED:
         raise ConfigError(f"{key}: regex too large: its counted repetitions expand to more than "
                           f"{MAX_EXPANDED} items")

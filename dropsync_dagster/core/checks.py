@@ -12,11 +12,13 @@ from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, Origina
 
 
 def target_problems(plan: Plan) -> list[str]:
-    """Every planned target is unique and lies inside the repository folder."""
+    """Every planned target is unique and its path, read as text, lies inside the repository
+    folder. What sits on disk is not the plan's: a link planted there later holds the file when
+    it is written (`unsafe_path`), each write being confined when it happens."""
     targets = [e.target for e in plan.entries if e.goes_ahead and e.target]
     problems = [f"{t}: planned {n} times" for t, n in Counter(targets).items() if n > 1]
-    root = plan.repository_folder.rstrip(os.sep) + os.sep
-    problems += [f"{t}: outside {plan.repository_folder}" for t in targets if not os.path.realpath(t).startswith(root)]
+    root = os.path.normpath(plan.repository_folder) + os.sep
+    problems += [f"{t}: outside {plan.repository_folder}" for t in targets if not os.path.normpath(t).startswith(root)]
     return problems
 
 

@@ -6,6 +6,7 @@ Errors are one line naming the file, the key path and the line: `sync.yml:7: fie
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -291,12 +292,9 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
     def fail(loc: tuple, message: str) -> NoReturn:
         raise ConfigError(f"{where(loc)}: {message}")
 
-    for key in ("repository_folder", "processed_folder", "processed_rebase_from"):
-        if "\0" in (getattr(config, key) or ""):
-            fail((key,), "a path may not contain a NUL byte")
-    for i, source in enumerate(config.metadata_sources):
-        if source.path is not None and "\0" in source.path:
-            fail(("metadata_sources", i, "path"), "a path may not contain a NUL byte")
+    for loc, text in _folders_and_templates(config):
+        if "\0" in text:  # it can never become a path (lookup values are data: they hold their file only)
+            fail(loc, "a NUL byte is not allowed")
     variables = _groups(where(("drop_filename_regex",)), config.drop_filename_regex)
     for i, rule in enumerate(config.metadata_derive):
         variables |= _groups(where(("metadata_derive", i, "regex")), rule.regex)
@@ -342,6 +340,20 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
             fail(("metadata_sources", i), "a labkey source needs host and container (or a top-level labkey section)")
         if source.type in ("csv", "excel") and not source.path:
             fail(("metadata_sources", i), f"a {source.type} source needs a path")
+
+
+def _folders_and_templates(config: SyncConfig) -> Iterator[tuple[tuple, str]]:
+    """Every folder and template of a config, with its location."""
+    for key in ("repository_folder", "processed_folder", "processed_rebase_from", "repository_filename"):
+        yield (key,), getattr(config, key) or ""
+    for i, source in enumerate(config.metadata_sources):
+        yield ("metadata_sources", i, "path"), source.path or ""
+    for name, value in config.fields.items():
+        yield ("fields", name), value if isinstance(value, str) else ""
+    if config.metadata_match is not None:
+        yield ("metadata_match", "key_template"), config.metadata_match.key_template or ""
+        for i, rule in enumerate(config.metadata_match.search):
+            yield ("metadata_match", "search", i, "key_template"), rule.key_template or ""
 
 
 def _groups(where: str, pattern: str) -> set[str]:

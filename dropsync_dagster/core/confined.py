@@ -153,6 +153,24 @@ class Folders:
             fd = self._open[key] = open_under(root, folder, create=create)
         return fd
 
+    def moved(self) -> set[int]:
+        """The open folders no longer reached by walking from their root again (renamed, or
+        their path now leads through a link out of the root): what was written in them is not
+        at its planned path."""
+        gone: set[int] = set()
+        for (root, folder), fd in self._open.items():
+            try:
+                again = open_under(root, folder)
+            except (FileNotFoundError, UnsafePathError):
+                gone.add(fd)
+                continue
+            try:
+                if not os.path.samestat(os.fstat(again), os.fstat(fd)):
+                    gone.add(fd)
+            finally:
+                os.close(again)
+        return gone
+
     def close(self) -> None:
         """Close every descriptor."""
         while self._open:

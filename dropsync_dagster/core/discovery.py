@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -13,6 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from dropsync_dagster.core.bounded_read import read_regular
 from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME
 from dropsync_dagster.core.errors import ConfigError
@@ -25,6 +27,8 @@ _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 NAME_MAX = 255  # bytes in one name
 PATH_MAX = 4096  # bytes in a path, with its NUL
 _LONGEST_SIDECAR = len(".blake3")
+EXIT_CODE_BYTES = 64  # an rsync exit code is a number and a newline
+_UNREADABLE = (errno.EACCES, errno.EPERM, errno.EIO)  # a listed entry that cannot be stat'ed
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Candidate:
     inode: int = 0
     ctime: float = 0.0
     held: Reason | None = None
+    folder: bool = False  # a folder that cannot be listed, held whole: it may hold matching files
 
     @property
     def path(self) -> Path:
@@ -109,10 +114,11 @@ def resolve_drop(settings: Settings, drop: str) -> DropFolder:
 
 
 def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | None, now: float | None = None) -> Readiness:
-    """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period."""
-    present = [name for name in ready_files if (path / name).is_file()]
+    """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period. A sentinel is
+    the drop's own regular file: a symlink, FIFO or folder at its name does not count."""
+    present = [name for name in ready_files if _is_regular(path / name)]
     # A failed rsync outranks any other sentinel, whatever the order of DROPSYNC_READY_FILES.
-    if ".metadata_rsync_exitcode" in present and (path / ".metadata_rsync_exitcode").read_text().strip() != "0":
+    if ".metadata_rsync_exitcode" in present and _exit_code(path / ".metadata_rsync_exitcode") != "0":
         return Readiness.TRANSFER_FAILED
     if present:
         return Readiness.READY
@@ -121,6 +127,22 @@ def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | N
         if (time.time() if now is None else now) - newest >= quiet_seconds:
             return Readiness.READY
     return Readiness.WAITING
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _exit_code(path: Path) -> str | None:
+    """The rsync exit code a sentinel records, read without following a link or blocking (None:
+    it stopped being a small regular file since it was seen: the transfer is not known good)."""
+    try:
+        return read_regular(path, EXIT_CODE_BYTES, str(path)).decode("utf-8", "replace").strip()
+    except ConfigError:
+        return None
 
 
 def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
@@ -141,18 +163,32 @@ def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # gone since it was listed
+        except OSError as err:
+            if err.errno not in _UNREADABLE:
+                raise
+            # Listed, but its folder may not be searched (no x bit) or the disk fails: held.
+            out.append(_replace(_candidate(rel, entry.path, entry.name, None), Reason.UNREADABLE))
+            continue
         out.append(_candidate(rel, entry.path, entry.name, st))
     out.sort(key=lambda c: c.relpath)
     return out
 
 
-def _candidate(rel: str, path: str, name: str, st: os.stat_result) -> Candidate:
+def _candidate(rel: str, path: str, name: str, st: os.stat_result | None) -> Candidate:
+    """The candidate of one listed file (`st` None: it could not be stat'ed)."""
     held = None
-    if not stat.S_ISREG(st.st_mode):
+    if st is not None and not stat.S_ISREG(st.st_mode):
         held = Reason.UNSAFE_PATH  # a symlink, FIFO, socket or device is never opened
     if _bad_name(path, name):
         held, rel, path = Reason.BAD_NAME, printable(rel), printable(path)
+    if st is None:
+        return Candidate(rel, path, 0, 0.0, held=held)
     return Candidate(rel, path, st.st_size, st.st_mtime, st.st_dev, st.st_ino, st.st_ctime, held)
+
+
+def _replace(cand: Candidate, reason: Reason) -> Candidate:
+    """`cand` held for `reason`, unless its name already holds it (`bad_name` is shown escaped)."""
+    return cand if cand.held is Reason.BAD_NAME else dataclasses.replace(cand, held=reason)
 
 
 def _bad_name(path: str, name: str) -> bool:
@@ -190,7 +226,8 @@ def _walk_files(top: Path, held: list[Candidate] | None = None, skip: int = 0):
             if held is None or folder == str(top):
                 raise
             reason = Reason.BAD_NAME if err.errno == errno.ENAMETOOLONG else Reason.UNREADABLE
-            held.append(Candidate(printable(folder[skip:].replace(os.sep, "/")), printable(folder), 0, 0.0, held=reason))
+            held.append(Candidate(printable(folder[skip:].replace(os.sep, "/")), printable(folder), 0, 0.0, held=reason,
+                                  folder=True))
             continue
         with it:
             for entry in it:

@@ -142,6 +142,7 @@ def _copy_group(
             for entry in todo:
                 _publish(entry, guard)
             sync_folder_fds(sorted(swept), by_syncfs)
+            _hold_displaced(todo, folders.moved())
         finally:
             for entry in todo:
                 for leftover in (entry.data, entry.sidecar):
@@ -264,6 +265,13 @@ def _publish(entry: _Pending, guard: Guard | None) -> None:
             entry.sidecar.replace(sidecars.sidecar_path(target, entry.item.sidecar_kind).name)
         else:
             entry.sidecar.discard()
+
+
+def _hold_displaced(entries: list[_Pending], moved: set[int]) -> None:
+    """A copy published into a folder swapped away meanwhile is not at its target: held."""
+    for entry in entries:
+        if entry.folder in moved and entry.outcome in (CopyOutcome.COPIED, CopyOutcome.ALREADY_SYNCED):
+            entry.outcome = CopyOutcome.UNSAFE_PATH
 
 
 def _same_content(got: Digests, expected: Digests) -> bool:

@@ -103,8 +103,9 @@ def make_plan(
             device=cand.device, inode=cand.inode, ctime=cand.ctime,
         )
         match = regex.match(cand.relpath)
-        # A folder that cannot be listed may hold matching files: it holds the drop back.
-        entry["matched"] = match is not None or cand.held is Reason.UNREADABLE
+        # A folder that cannot be listed (unreadable, or its path over PATH_MAX) may hold matching
+        # files: it holds the drop back.
+        entry["matched"] = match is not None or cand.folder or cand.held is Reason.UNREADABLE
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
         entry["processed_taken"] = os.path.lexists(entry["processed"])
         md5_path = f"{entry['source']}.md5"

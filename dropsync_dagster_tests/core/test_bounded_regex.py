@@ -31,7 +31,7 @@ def test_repetitions_that_would_exhaust_memory_are_refused_before_compiling(patt
         compile_bounded(pattern, "k")
 
 
-@pytest.mark.parametrize("pattern", ["(", "[z-a]", "(?P<1x>a)", "(" * 5000 + ")" * 5000])
+@pytest.mark.parametrize("pattern", ["(", "[z-a]", "(?P<1x>a)", "(" * 5000 + ")" * 5000, "x{99999999999}"])
 def test_invalid_patterns_are_one_line(pattern: str) -> None:
     with pytest.raises(ConfigError, match="^k: invalid regex: "):
         compile_bounded(pattern, "k")

@@ -14,6 +14,7 @@ import pytest
 
 from dropsync_dagster.core.checksums import compute_checksums
 from dropsync_dagster.core.model import Reason
+from dropsync_dagster_tests.drops import Drop
 from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_drop
 
 
@@ -127,20 +128,39 @@ print(json.dumps({rel: m.label for rel, m in run.originals.files.items()}))
 """
 
 
+def _steps_without_privileges(drop: Drop) -> subprocess.CompletedProcess:
+    """The write path run by a process that cannot read past permission bits, as a user's would."""
+    return subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", _STEPS_WITHOUT_PRIVILEGES,
+         drop.key, str(drop.path), json.dumps(drop.env())],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv(1) to drop root's read-anything capability")
 def test_unreadable_file_and_folder_are_held_and_the_drop_goes_on(tmp_path: Path) -> None:
     drop = simple_drop(tmp_path, {**FILES, "f/x.bin": b"X" * 10})
     (drop.path / "d/a.bin").chmod(0)
     (drop.path / "f").chmod(0)
     try:
-        proc = subprocess.run(
-            ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", _STEPS_WITHOUT_PRIVILEGES,
-             drop.key, str(drop.path), json.dumps(drop.env())],
-            capture_output=True, text=True, timeout=120,
-        )
+        proc = _steps_without_privileges(drop)
     finally:
         (drop.path / "f").chmod(0o755)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {
         "d/a.bin": "held:unreadable", "d/b.bin": "moved", "e/c.bin": "moved", "f": "held:unreadable"}
     assert (drop.path / "d/a.bin").exists() and (drop.path / "f/x.bin").exists()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv(1) to drop root's read-anything capability")
+def test_files_of_a_listable_but_unsearchable_folder_are_held_and_the_drop_goes_on(tmp_path: Path) -> None:
+    drop = simple_drop(tmp_path, {**FILES, "f/x.bin": b"X" * 10})
+    (drop.path / "f").chmod(0o644)  # listed, but no entry can be stat'ed or opened
+    try:
+        proc = _steps_without_privileges(drop)
+    finally:
+        (drop.path / "f").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "d/a.bin": "moved", "d/b.bin": "moved", "e/c.bin": "moved", "f/x.bin": "held:unreadable"}
+    assert (drop.path / "f/x.bin").read_bytes() == b"X" * 10

@@ -322,11 +322,11 @@ def test_named_groups_and_re_syntax_keep_working(tmp_path: Path) -> None:
     assert config.regex.match("scRNA/x.fastq.gz").groupdict() == {"phase": "scRNA", "rest": "x.fastq"}
 
 
-@pytest.mark.parametrize("key", ["repository_folder", "processed_folder"])
-def test_a_nul_byte_in_a_folder_is_refused(tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize("key", ["repository_folder", "processed_folder", "repository_filename"])
+def test_a_nul_byte_in_a_folder_or_template_is_refused(tmp_path: Path, key: str) -> None:
     lines = [f'{key}: "/data/x\\0y"' if line.startswith(f"{key}:") else line for line in seed_text().splitlines()]
     text = "\n".join(lines) + "\n"  # YAML's "\0" is a NUL byte
-    assert f"{key}: a path may not contain a NUL byte" in config_error(write(tmp_path, text))
+    assert f"{key}: a NUL byte is not allowed" in config_error(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n"])
@@ -343,3 +343,8 @@ def test_a_sync_yml_that_is_a_folder_or_a_device_is_refused(tmp_path: Path, kind
     else:
         path = Path("/dev/zero")
     assert f"is a {'folder' if kind == 'folder' else 'character device'}; a regular file is required" in config_error(path)
+
+
+def test_a_nul_byte_in_a_lookup_value_is_data_not_a_configuration_error(tmp_path: Path) -> None:
+    text = seed_text() + 'lookups:\n  phase:\n    evil: "x\\0y"\n'
+    assert load_config(write(tmp_path, text)).lookups["phase"]["evil"] == "x\0y"  # it holds its file only

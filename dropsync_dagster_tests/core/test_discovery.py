@@ -22,7 +22,7 @@ from dropsync_dagster.core.discovery import (
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.settings import DropRoot, Settings
-from dropsync_dagster_tests.drops import fastq_relpath, make_drop
+from dropsync_dagster_tests.drops import fastq_relpath, make_drop, seed_config
 
 READY = (".ready", ".metadata_rsync_exitcode")
 
@@ -101,6 +101,20 @@ def test_failed_rsync_wins_over_a_ready_sentinel(tmp_path: Path) -> None:
     drop.mark_ready()
     drop.mark_ready(rsync_exitcode="12")
     assert readiness(drop.path, READY, None) is Readiness.TRANSFER_FAILED
+
+
+def test_a_sentinel_is_the_drops_own_small_regular_file(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    outside = tmp_path / "zero"
+    outside.write_text("0\n")
+    (drop.path / ".metadata_rsync_exitcode").symlink_to(outside)  # a link never counts
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.WAITING
+    (drop.path / ".metadata_rsync_exitcode").unlink()
+    os.mkfifo(drop.path / ".metadata_rsync_exitcode")  # nor a FIFO (never opened: no hang)
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.WAITING
+    (drop.path / ".metadata_rsync_exitcode").unlink()
+    (drop.path / ".metadata_rsync_exitcode").write_text("0" + " " * 100_000)  # oversized: not known good
+    assert readiness(drop.path, (".metadata_rsync_exitcode",), None) is Readiness.TRANSFER_FAILED
 
 
 def test_only_configured_sentinels_count(tmp_path: Path) -> None:
@@ -253,3 +267,14 @@ def test_candidates_carry_their_identity(tmp_path: Path) -> None:
     (cand,) = candidate_files(drop.path, "*.fastq.gz")
     assert (cand.device, cand.inode, cand.size, cand.mtime, cand.ctime) == (
         st.st_dev, st.st_ino, 5, st.st_mtime, st.st_ctime)
+
+
+def test_a_folder_past_path_max_holds_the_drop_back_as_bad_name(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None,
+                                  drop_filename_filter="**/*.fastq.gz", drop_filename_regex=r"ok\.fastq\.gz",
+                                  repository_filename="x/ok_r<run>", filename_sequence="run"))
+    drop.add_file("ok.fastq.gz", b"ok")
+    _deep_folder(drop.path, 4200)
+    reasons = {e.reason for e in drop.plan().entries if e.relpath != "ok.fastq.gz"}
+    assert reasons == {Reason.BAD_NAME}  # never skipped_non_match: it may hold matching files
