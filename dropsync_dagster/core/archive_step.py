@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dropsync_dagster.core import progress
-from dropsync_dagster.core.archive import archived_members, select_members, write_archive
+from dropsync_dagster.core.archive import archived_members, member_locations, select_members, write_archive
 from dropsync_dagster.core.archive_policy import ArchivePolicy
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult
+from dropsync_dagster.core.results import ArchiveLocation, ArchiveStepResult, ChecksumsResult
 
 
 def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
@@ -35,6 +35,8 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
         why=why,
         written=written.model_dump(),
         archived=archived_members(policy.archive_dir, plan.drop),
+        locations={rel: ArchiveLocation(path=path, generation=gen)
+                   for rel, (path, gen) in member_locations(policy.archive_dir, plan.drop).items()},
     )
 
 

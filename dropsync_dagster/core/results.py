@@ -169,6 +169,14 @@ class ArchiveStepResult(BaseModel):
     why: str
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
     archived: dict[str, str] = {}  # drop-relative path -> BLAKE3, over all validated generations
+    locations: dict[str, ArchiveLocation] = {}  # drop-relative path -> the generation holding `archived`
+
+
+class ArchiveLocation(BaseModel):
+    """The published generation that holds a member's archived bytes (latest wins)."""
+
+    path: str
+    generation: int
 
 
 class FileRecord(BaseModel):
