@@ -170,6 +170,7 @@ class ArchiveStepResult(BaseModel):
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
     archived: dict[str, str] = {}  # drop-relative path -> BLAKE3, over all validated generations
     locations: dict[str, ArchiveLocation] = {}  # drop-relative path -> the generation holding `archived`
+    changed: list[str] = []  # planned files not archived: not the file that was hashed (changed_since_plan)
 
 
 class ArchiveLocation(BaseModel):
