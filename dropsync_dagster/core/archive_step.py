@@ -11,6 +11,7 @@ from dropsync_dagster.core.archive import ArchiveResult, archived_members, membe
 from dropsync_dagster.core.archive_policy import ArchivePolicy
 from dropsync_dagster.core.archive_stream import MemberChanged
 from dropsync_dagster.core.model import Identity, Plan
+from dropsync_dagster.core.sidecars import SIDECAR_KINDS
 from dropsync_dagster.core.results import ArchiveLocation, ArchiveStepResult, ChecksumsResult
 from dropsync_dagster.core.sources import identity_of
 
@@ -28,7 +29,7 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
     # archived: its bytes are unverified, and without a validated archive its original never moves.
     changed = {rel for rel in planned if not _still_hashed(drop_dir / rel, checksums.files[rel].identity)}
     members = [m for m in select_members(drop_dir, plan.config.archive.tar_exclusions, planned - changed)
-               if m not in changed]
+               if m not in _with_sidecars(changed)]
     # A member that changes while it is streamed tears the one tar stream it is in, and bytes gpg
     # has taken cannot be taken back: the stream is made once more without it (once; a second
     # change fails the step). Nothing is published from a torn stream.
@@ -40,9 +41,9 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
         except MemberChanged as exc:
             if retry:
                 raise
-            members.remove(exc.rel)
             if exc.rel in planned:
                 changed.add(exc.rel)
+            members = [m for m in members if m != exc.rel and m not in _with_sidecars(changed)]
     return ArchiveStepResult(
         drop=plan.drop,
         enabled=True,
@@ -53,6 +54,11 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
         locations={rel: ArchiveLocation(path=path, generation=gen)
                    for rel, (path, gen) in member_locations(policy.archive_dir, plan.drop).items()},
     )
+
+
+def _with_sidecars(rels: set[str]) -> set[str]:
+    """`rels` and their sidecars: a sidecar is archived only with the version it describes."""
+    return rels | {f"{rel}.{kind}" for rel in rels for kind in SIDECAR_KINDS}
 
 
 def _still_hashed(path: Path, identity: Identity | None) -> bool:

@@ -51,3 +51,14 @@ def test_a_source_changed_after_hashing_is_held_and_the_rest_is_archived(
     assert {rel: result.archived.get(rel) for rel in FILES if rel != victim} == {
         rel: checksums.files[rel].digests.blake3 for rel in FILES if rel != victim}
     assert archive_problems(plan, checksums, result) == []
+
+
+def test_the_sidecar_of_a_changed_source_is_left_out_with_it(tmp_path: Path, gpg_keys: GpgKeys) -> None:
+    drop = simple_drop(tmp_path)
+    plan = drop.plan()
+    checksums = compute_checksums(plan)
+    (drop.path / "e/c.bin.md5").write_text("0" * 32 + "  c.bin\n")  # describes a version never archived
+    append(drop.path / "e/c.bin")
+    result = archive_drop(plan, checksums, policy(tmp_path, gpg_keys))
+    assert result.changed == ["e/c.bin"]
+    assert not {"e/c.bin", "e/c.bin.md5", "e/c.bin.blake3"} & set(result.archived)
