@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +44,24 @@ def instance() -> dg.DagsterInstance:
     """The instance under DAGSTER_HOME (default `./.dagster_home`, as the Makefile sets it)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():  # SQLite storage in DAGSTER_HOME, as `make dev` uses it
-        config.write_text(QUICK_START_INSTANCE)
-    return dg.DagsterInstance.get()
+    # Two CLI processes on a fresh home would both create its SQLite storages and stamp their
+    # schema (alembic: "two version heads"): creation is one process at a time.
+    with _locked(home / ".dropsync-instance.lock"):
+        config = home / "dagster.yaml"
+        if not config.exists():  # SQLite storage in DAGSTER_HOME, as `make dev` uses it
+            config.write_text(QUICK_START_INSTANCE)
+        return dg.DagsterInstance.get()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) for the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def register(inst: dg.DagsterInstance, keys: list[str]) -> list[str]:

@@ -45,6 +45,7 @@ def encrypted_archive(
             "encrypt_MB_per_s": float(written.get("encrypt_mb_per_s") or 0.0),
             "validate_MB_per_s": float(written.get("validate_mb_per_s") or 0.0),
             "archived_files_total": len(archived.archived),
+            "held_changed_since_plan": ", ".join(archived.changed) or "none",
         })
     return dg.MaterializeResult(
         metadata=metadata,

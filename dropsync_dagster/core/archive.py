@@ -126,6 +126,12 @@ def archived_members(archive_dir: Path, drop: str) -> dict[str, str]:
     return {rel: d.blake3 for rel, d in _archived_digests(list_generations(archive_dir, drop)).items()}
 
 
+def member_locations(archive_dir: Path, drop: str) -> dict[str, tuple[str, int]]:
+    """Every member any generation of `drop` holds -> (archive path, generation) of the latest one."""
+    return {rel: (g.archive_path, g.generation)
+            for g in list_generations(archive_dir, drop) for rel in g.members}
+
+
 def write_archive(
     drop_dir: Path,
     drop: str,

@@ -29,6 +29,14 @@ _FOLLOW_PAUSE = 0.005  # seconds the follower waits when it has caught up with g
 OnBytes = Callable[[int], None]
 
 
+class MemberChanged(IntegrityError):
+    """A member is not the file it was while it was read into the tar (the tar is torn)."""
+
+    def __init__(self, rel: str, message: str) -> None:
+        super().__init__(message)
+        self.rel = rel
+
+
 @dataclass(frozen=True)
 class StreamOutcome:
     """What one archive stream wrote, and the timings of encryption and validation."""
@@ -125,11 +133,18 @@ def _write_tar(
     written: dict[str, Digests] = {}
     offset = 0
     for rel in members:
-        fd = os.open(drop_dir / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fd = os.open(drop_dir / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise MemberChanged(rel, f"{drop_dir / rel}: vanished before it was archived") from err
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            raise MemberChanged(rel, f"{drop_dir / rel}: became a symlink before it was archived") from err
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
-                raise IntegrityError(f"{rel}: no longer a regular file in {drop_dir}")
+                raise MemberChanged(rel, f"{rel}: no longer a regular file in {drop_dir}")
             header = _header(rel, before)
             write_all(out, header)
             digest = _copy_hashed(fd, before.st_size, out, view, rel, on_bytes)
@@ -138,10 +153,10 @@ def _write_tar(
             os.close(fd)
         # Size or mtime moving under us means the bytes in the tar may be a torn mix.
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise IntegrityError(f"{drop_dir / rel}: changed while being archived")
+            raise MemberChanged(rel, f"{drop_dir / rel}: changed while being archived")
         if rel in expected and expected[rel] != digest:
-            raise IntegrityError(
-                f"{drop_dir / rel}: BLAKE3 {digest[:16]}… differs from its checksum {expected[rel][:16]}…"
+            raise MemberChanged(
+                rel, f"{drop_dir / rel}: BLAKE3 {digest[:16]}… differs from its checksum {expected[rel][:16]}…"
                 " (changed since it was checksummed?)"
             )
         padding = -before.st_size % tarfile.BLOCKSIZE
@@ -172,7 +187,7 @@ def _copy_hashed(fd: int, size: int, out: int, view: memoryview, rel: str, on_by
     while remaining:
         n = os.readv(fd, [view[: min(CHUNK, remaining)]])
         if n == 0:
-            raise IntegrityError(f"{rel}: shrank while being archived")
+            raise MemberChanged(rel, f"{rel}: shrank while being archived")
         chunk = view[:n]
         hasher.update(chunk)
         write_all(out, chunk)

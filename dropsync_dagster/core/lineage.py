@@ -78,7 +78,7 @@ def lineage_docs(
     row_ids: Mapping[str, str | int] | None = None,
 ) -> list[FileDoc]:
     """One document per matched file, from the results of one run."""
-    generations = _member_generations(archive)
+    generations = _member_generations(archive, checksums)
     docs = []
     for entry in plan.entries:
         if not entry.matched:
@@ -113,10 +113,12 @@ def lineage_docs(
     return docs
 
 
-def _member_generations(archive: ArchiveStepResult) -> dict[str, ArchiveRef]:
-    """Which archive file holds each member written by this run."""
-    written = archive.written or {}
-    if not written.get("archive_path"):
-        return {}
-    ref = ArchiveRef(path=written["archive_path"], generation=written["generation"])
-    return {rel: ref for rel in written.get("members", [])}
+def _member_generations(archive: ArchiveStepResult, checksums: ChecksumsResult) -> dict[str, ArchiveRef]:
+    """Which published generation holds each file whose archived bytes match its checksum —
+    whichever run wrote it (a re-run after an interrupted one archives nothing new)."""
+    refs = {}
+    for rel, where in archive.locations.items():
+        checksum = checksums.files.get(rel)
+        if checksum is not None and checksum.digests is not None and archive.archived.get(rel) == checksum.digests.blake3:
+            refs[rel] = ArchiveRef(path=where.path, generation=where.generation)
+    return refs

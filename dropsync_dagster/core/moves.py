@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from dropsync_dagster.core import sidecars
 from dropsync_dagster.core.confined import Folders, NotAFolderError, nearest_folder
-from dropsync_dagster.core.errors import RefusedError, UnsafePathError
+from dropsync_dagster.core.errors import DropsyncError, RefusedError, UnsafePathError
 from dropsync_dagster.core.integrity import CopyItem, CopyOutcome, Guard, copy_verified_batch, holds
 from dropsync_dagster.core.model import Digests, Identity
 from dropsync_dagster.core.sidecars import BadSidecar
@@ -96,14 +96,22 @@ def move_originals(moves: Sequence[tuple], guard: Guard | None = None) -> list[M
 
 
 def _finish(linked: list[_Linked], guard: Guard | None) -> None:
-    """Make the new names durable, then unlink the sources and move their sidecars."""
+    """Make the new names durable, then give each original's sidecars their new names and only
+    then unlink the source: a failure (disk full) leaves the original in the drop with its
+    sidecars, and a re-run finishes the move."""
     flush_folder_fds({move.dst for move in linked})
     if guard is not None:
         guard()
     for move in linked:
+        try:
+            olds = _place_sidecars(move)
+        except OSError as err:
+            raise DropsyncError(f"cannot move the sidecars of {move.item.source} to "
+                                f"{move.item.dest.parent}: {err.strerror or err}") from err
+        for old in olds:
+            os.unlink(old, dir_fd=move.src)
         if move.inode is not None and _inode(move.src, move.item.source.name) == move.inode:
             os.unlink(move.item.source.name, dir_fd=move.src)
-        _move_sidecars(move)
         hook("between_moves", path=move.item.source)
     flush_folder_fds({fd for move in linked for fd in (move.src, move.dst)})
 
@@ -165,24 +173,26 @@ def _inode(folder: int, name: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _move_sidecars(move: _Linked) -> None:
-    """Sidecars follow their original: kept byte for byte, or rewritten if the basename changes."""
+def _place_sidecars(move: _Linked) -> list[str]:
+    """Give the original's sidecars their new names (kept byte for byte, or rewritten if the
+    basename changes); returns the old names, to be unlinked once every new one is there."""
     source, dest = move.item.source, move.item.dest
+    olds = []
     for kind in sidecars.SIDECAR_KINDS:
         data = sidecars.read_sidecar_bytes(source, kind, move.src)
         if data is None:
             continue
         old, new = sidecars.sidecar_path(source, kind).name, sidecars.sidecar_path(dest, kind)
+        olds.append(old)
         if dest.name != source.name:
             digest = sidecars.read_sidecar(source, kind, move.src) or ""
             data = sidecars.sidecar_line(kind, digest, dest.name).encode("utf-8")
         elif _link_unless_different(move, old, new.name, data):
-            # A second name for the same inode: the unlink below frees nothing, which on ext4
+            # A second name for the same inode: the unlink frees nothing, which on ext4
             # is ~20x cheaper than writing a new sidecar and freeing the old one.
-            os.unlink(old, dir_fd=move.src)
             continue
         write_atomic_in(move.dst, new, data, durable=False)
-        os.unlink(old, dir_fd=move.src)
+    return olds
 
 
 def _link_unless_different(move: _Linked, old: str, new: str, data: bytes) -> bool:

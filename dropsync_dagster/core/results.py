@@ -169,6 +169,15 @@ class ArchiveStepResult(BaseModel):
     why: str
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
     archived: dict[str, str] = {}  # drop-relative path -> BLAKE3, over all validated generations
+    locations: dict[str, ArchiveLocation] = {}  # drop-relative path -> the generation holding `archived`
+    changed: list[str] = []  # planned files not archived: not the file that was hashed (changed_since_plan)
+
+
+class ArchiveLocation(BaseModel):
+    """The published generation that holds a member's archived bytes (latest wins)."""
+
+    path: str
+    generation: int
 
 
 class FileRecord(BaseModel):

@@ -70,10 +70,16 @@ class SqliteStatusStore(StatusStore):
     def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._busy_ms = int(busy_timeout_s * 1000)
-        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
+        self._local = threading.local()  # a thread's own connection; it goes when the thread does
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Only the service account reads the status documents (SQLite gives -wal/-shm the same mode).
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        # Never open (and close) an existing database file here: closing any descriptor of it
+        # drops every POSIX lock this process holds on it, and another process closing its last
+        # connection then deletes the -wal and -shm files under this process's connections.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass  # made by another store or process; its mode is set below
         os.chmod(self.path, 0o600)
         with self._guard("create schema"):
             conn = self._conn()
@@ -84,16 +90,16 @@ class SqliteStatusStore(StatusStore):
         return f"SqliteStatusStore({str(self.path)!r})"
 
     def _conn(self) -> sqlite3.Connection:
-        # Keyed by pid too: a forked child must never reuse its parent's connection.
-        key = (os.getpid(), threading.get_ident())
-        conn = self._conns.get(key)
-        if conn is None:
+        # Per thread (a new thread may reuse a dead one's ident), and per pid: a forked child
+        # must never reuse its parent's connection.
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             # NORMAL in WAL mode never corrupts; a power cut may drop the last writes, which
             # only makes a drop run again (every step is idempotent).
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._conns[key] = conn
+            self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     @contextmanager

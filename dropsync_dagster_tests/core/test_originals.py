@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core import testhooks
+from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.hashing import hash_file
 from dropsync_dagster.core.moves import MoveItem, MoveOutcome, move_originals
 from dropsync_dagster.core.sources import identity_of
@@ -90,3 +91,20 @@ def test_processed_temporaries_of_dead_writers_are_swept(tmp_path: Path) -> None
     dest = stale.with_name("a.bin")
     assert move_originals([(source, dest, hash_file(source, False))]) == [MoveOutcome.MOVED]
     assert not stale.exists()
+
+
+def test_a_sidecar_that_cannot_follow_leaves_its_original_in_the_drop(tmp_path: Path) -> None:
+    # Disk full on the processed folder fails the sidecar's write; here a folder takes its name.
+    drop, processed = tmp_path / "drop", tmp_path / "processed"
+    source = put(drop / "a.bin", b"original bytes")
+    digests = hash_file(source, False)
+    put(drop / "a.bin.blake3", f"{digests.blake3}  a.bin\n".encode())
+    (processed / "a.bin.blake3").mkdir(parents=True)
+    with pytest.raises(DropsyncError, match=f"a.bin to {processed}"):
+        move_originals([MoveItem(source, processed / "a.bin", digests)])
+    assert source.read_bytes() == b"original bytes"
+    assert (drop / "a.bin.blake3").read_text() == f"{digests.blake3}  a.bin\n"
+    (processed / "a.bin.blake3").rmdir()  # space is back: the re-run finishes the move
+    assert move_originals([MoveItem(source, processed / "a.bin", digests)]) == [MoveOutcome.MOVED]
+    assert not source.exists() and not (drop / "a.bin.blake3").exists()
+    assert (processed / "a.bin.blake3").read_text() == f"{digests.blake3}  a.bin\n"

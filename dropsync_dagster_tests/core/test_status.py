@@ -342,3 +342,28 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     SqliteStatusStore(tmp_path / "s.sqlite3").register(DROP, "/a")
     with sqlite3.connect(tmp_path / "s.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+_OTHER_PROCESS = """
+import sys
+from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+SqliteStatusStore(sys.argv[1]).register_many({sys.argv[2]: "/drops/" + sys.argv[2]})
+"""
+
+
+def test_a_second_sqlite_store_in_a_process_keeps_the_first_ones_writes(tmp_path: Path) -> None:
+    # Opening and closing the database file from Python would drop this process's POSIX locks
+    # on it: another process closing its last connection then deletes the -wal and -shm files
+    # under ours, whose later writes go to an unlinked WAL (lost, then "disk I/O error").
+    path = str(tmp_path / "status.sqlite3")
+    first = SqliteStatusStore(path)
+    assert first.get("mine") is None  # this process's connection is open
+    SqliteStatusStore(path)  # e.g. a step's own store while the heartbeat thread holds one
+    subprocess.run([sys.executable, "-c", _OTHER_PROCESS, path, "theirs1"], check=True)
+    first.register_many({"mine": "/drops/mine"})
+    subprocess.run([sys.executable, "-c", _OTHER_PROCESS, path, "theirs2"], check=True)
+    first.register_many({"mine2": "/drops/mine2"})
+    fresh = sqlite3.connect(path)
+    ids = {row[0] for row in fresh.execute("SELECT id FROM drops")}
+    fresh.close()
+    assert {"mine", "mine2", "theirs1", "theirs2"} <= ids
