@@ -14,7 +14,7 @@ from dropsync_dagster.assets.originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.core.runs import record_run_failure
-from dropsync_dagster.core.watch import tick
+from dropsync_dagster.core.watch import skip_reason, tick
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.runner import LAUNCHED_BY
@@ -48,6 +48,7 @@ def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, s
         run_requests=[dg.RunRequest(partition_key=d.key, tags={LAUNCHED_BY: "sensor"}) for d in decided.run],
         dynamic_partitions_requests=[drops.build_add_request([d.key for d in decided.register])] if decided.register else [],
         cursor=json.dumps(decided.cursor, separators=(",", ":")),
+        skip_reason=skip_reason(decided, settings),  # shown in the tick history when nothing runs
     )
 
 
