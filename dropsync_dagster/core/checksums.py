@@ -33,6 +33,7 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
             digests=d,
             sidecar="md5" if expected else "blake3",
             reason=_verdict(entry, d.size, d.md5, expected),
+            expected_md5=expected,
         )
         source = Path(entry.source)
         if expected is None and files[entry.relpath].reason is None and read_sidecar(source, "blake3") != d.blake3:

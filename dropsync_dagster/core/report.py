@@ -3,8 +3,11 @@ planned creates. Shared by CLI and UI."""
 
 from __future__ import annotations
 
+import os
+
 from dropsync_dagster.core.labkey_plan import create_rows, update_diff_rows
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
+from dropsync_dagster.core.status_files import FileDoc
 
 # Matched files stopped for these reasons make `dropsync plan/sync` exit 1.
 GATE_REASONS = frozenset(Reason) - {Reason.SKIPPED_NON_MATCH, Reason.ALREADY_SYNCED}
@@ -49,13 +52,38 @@ def copy_plan_rows(plan: Plan) -> list[dict[str, str]]:
     ]
 
 
-def move_plan_rows(plan: Plan) -> list[dict[str, str]]:
-    """One row per matched file: source, processed destination, move action."""
+def move_plan_rows(plan: Plan, short: bool = False) -> list[dict[str, str]]:
+    """One row per matched file: source, destination (`short`: relative to the processed folder), action."""
     return [
-        {"file": e.relpath, "processed": e.processed or "", "action": move_action(e)}
+        {"file": e.relpath, "processed": relative(e.processed, plan.processed_folder) if short else e.processed or "",
+         "action": move_action(e)}
         for e in plan.entries
         if e.matched
     ]
+
+
+def lineage_rows(plan: Plan, docs: list[FileDoc]) -> list[dict[str, str]]:
+    """One row per file document: target (relative to the repository), archive generation,
+    LabKey row, and whether the original moved or why it stayed (full paths: `dropsync lineage`)."""
+    return [
+        {
+            "file": d.relpath,
+            "target": relative(d.target, plan.repository_folder),
+            "archive": f"g{d.archive.generation}" if d.archive else "",
+            "labkey_row": "" if d.labkey_row_id is None else str(d.labkey_row_id),
+            "original": "moved" if d.processed
+            else f"in the drop: {(d.model_extra or {}).get('held_reason') or 'not moved'}",
+        }
+        for d in docs
+    ]
+
+
+def relative(path: str | None, folder: str) -> str:
+    """`path` relative to `folder` when inside it (the tables' width), else as given."""
+    if not path:
+        return ""
+    inside = os.path.relpath(path, folder)
+    return path if inside.startswith("..") else inside
 
 
 def labkey_diff_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:

@@ -24,6 +24,7 @@ class FileChecksum(BaseModel):
     digests: Digests
     sidecar: str  # "md5" (kept, verified) or "blake3" (written by us)
     reason: Reason | None = None  # md5_mismatch or not_verified (changed since planning)
+    expected_md5: str | None = None  # what the `.md5` sidecar said, when there is one
 
 
 class ChecksumsResult(BaseModel):
