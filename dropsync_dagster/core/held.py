@@ -77,6 +77,6 @@ def _digests(entry: PlanEntry, checksum: FileChecksum | None, reason: str) -> tu
 
 
 def _short(digest: str | None) -> str:
-    """The first 12 hex digits: enough to tell two digests apart, narrow enough for a table
+    """The first 8 hex digits: enough to tell two digests apart, narrow enough for a table
     (the full ones are in the step's JSON result and the file's lineage document)."""
-    return f"{digest[:12]}…" if digest else "?"
+    return f"{digest[:8]}…" if digest else "?"

@@ -58,7 +58,7 @@ def test_held_files_follow_the_run_step_by_step(tmp_path: Path) -> None:
         READS[4]: FileChecksum(digests=digests(4), sidecar="blake3"),
     })
     after_checksums = held_files(plan, checksums)
-    assert after_checksums == [HeldFile(READS[1], "md5_mismatch", "md5 " + "b" * 12 + "…", "md5 " + "a" * 12 + "…")]
+    assert after_checksums == [HeldFile(READS[1], "md5_mismatch", "md5 " + "b" * 8 + "…", "md5 " + "a" * 8 + "…")]
     entry = {e.relpath: e for e in plan.entries}
     copies = CopiesResult(drop=plan.drop, files={
         READS[2]: FileCopy(outcome="target_conflict", target=entry[READS[2]].target),
@@ -66,7 +66,7 @@ def test_held_files_follow_the_run_step_by_step(tmp_path: Path) -> None:
         READS[4]: FileCopy(outcome="copied", target=entry[READS[4]].target, verified_blake3="4" * 64),
     })
     after_copies = held_files(plan, checksums, copies)
-    assert after_copies[1] == HeldFile(READS[2], "target_conflict", f"blake3 {'2' * 12}…", "a different file at the target")
+    assert after_copies[1] == HeldFile(READS[2], "target_conflict", f"blake3 {'2' * 8}…", "a different file at the target")
     labkey = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True, files={
         READS[3]: FileRecord(action="held", reason=Reason.WRITEBACK_SKIPPED),
         READS[4]: FileRecord(action="inserted", row_id=7),
