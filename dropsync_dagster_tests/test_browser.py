@@ -19,7 +19,15 @@ import pytest
 
 from dropsync_dagster.demo import HELD_BACK, build
 from dropsync_dagster.execution import RETRY_STRATEGY_TAG
-from dropsync_dagster_tests.fixtures.dagster_procs import BIN, REPO, Proc, Webserver, free_port, wait_until
+from dropsync_dagster_tests.fixtures.dagster_procs import (
+    BIN,
+    REPO,
+    Proc,
+    Webserver,
+    _location_loaded,  # the same check the deployment tests wait for
+    free_port,
+    wait_until,
+)
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's: the test never downloads a browser of its own
 SCREENSHOTS = REPO / ".screenshots"
@@ -99,17 +107,6 @@ def _start(name: str, args: list[str], cwd: Path, env: dict[str, str], procs: li
     return proc
 
 
-def _location_loaded(web: Webserver) -> bool:
-    import requests
-
-    try:
-        data = web.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
-    except (requests.ConnectionError, requests.HTTPError):
-        return False
-    return any(e["name"] == "dropsync_dagster" and e["loadStatus"] == "LOADED"
-               for e in data["workspaceOrError"].get("locationEntries") or [])
-
-
 def test_materialise_a_new_drop_from_the_asset_graph(chromium: str, dev_ui: DevUI) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -119,12 +116,11 @@ def test_materialise_a_new_drop_from_the_asset_graph(chromium: str, dev_ui: DevU
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.set_default_timeout(60_000)
+        # A new browser's first visit opens Dagster's newsletter dialog over the page: skip it.
+        page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
         page.goto(f"{dev_ui.web.url}/asset-groups/dropsync")
         materialize = page.get_by_role("button", name="Materialize all…")
-        materialize.wait_for()
-        page.wait_for_timeout(1500)  # the first visit may open Dagster's newsletter dialog
-        if page.get_by_role("button", name="Skip").is_visible():
-            page.get_by_role("button", name="Skip").click()
+        expect(page.get_by_text("archived_originals").first).to_be_visible()
         page.screenshot(path=SCREENSHOTS / "1-asset-graph.png")
 
         materialize.click()
@@ -151,14 +147,19 @@ def test_materialise_a_new_drop_from_the_asset_graph(chromium: str, dev_ui: DevU
         page.goto(f"{dev_ui.web.url}/assets/archived_originals?view=events&partition={NEW_KEY}")
         held = page.get_by_role("cell", name=HELD_BACK, exact=True).first
         expect(held).to_be_visible()
-        expect(page.get_by_role("cell", name="md5_mismatch", exact=True).first).to_be_visible()
+        reason = page.get_by_role("cell", name="md5_mismatch: expected md5").first
+        expect(reason).to_be_visible()
+        table = held.locator("xpath=ancestor::table[1]").bounding_box()
+        assert table["x"] + table["width"] <= 1440, f"the held files' table is wider than the screen: {table}"
         expect(page.get_by_text("drop_status")).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / "4-archived-originals.png", full_page=True)
+        page.screenshot(path=SCREENSHOTS / "4-archived-originals.png")
+        page.get_by_text("lineage_command").scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "5-drop-status-and-lineage.png")
 
         page.goto(f"{dev_ui.web.url}/assets/archived_originals?view=checks")
         expect(page.get_by_text("originals_accounted_for").first).to_be_visible()
         page.wait_for_timeout(1500)
-        page.screenshot(path=SCREENSHOTS / "5-checks.png", full_page=True)
+        page.screenshot(path=SCREENSHOTS / "6-checks.png")
         browser.close()
 
 

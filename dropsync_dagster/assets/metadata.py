@@ -9,7 +9,7 @@ import dagster as dg
 
 from dropsync_dagster.core.held import HeldFile
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.report import copy_plan_rows, lineage_rows, move_plan_rows, plan_rows
+from dropsync_dagster.core.report import copy_plan_rows, lineage_lines, move_plan_rows, plan_rows
 from dropsync_dagster.core.status import DropDoc
 from dropsync_dagster.core.status_files import FileDoc
 from dropsync_dagster.partitions import drops
@@ -71,11 +71,18 @@ def check_result(name: str, problems: list[str], warnings: list[str] | None = No
 
 
 def held_metadata(held: list[HeldFile]) -> dict[str, object]:
-    """The files held back so far: a count, and a table of the first ones with reason and digests."""
-    with_digests = any(h.expected or h.actual for h in held)
-    rows = [{"file": h.file, "reason": h.reason, **({"expected": h.expected, "actual": h.actual} if with_digests else {})}
+    """The files held back so far: a count, and a table of the first ones with the reason and,
+    where digests tell why, the expected and actual ones (two columns: it fits the pane)."""
+    rows = [{"file": h.file, "reason": f"{h.reason}: expected {h.expected}, actual {h.actual}" if h.expected else h.reason}
             for h in held]
     return {"held_files": len(held), "held_back": markdown_table(rows) if rows else dg.MetadataValue.md("_none held back_")}
+
+
+def markdown_list(lines: list[str], limit: int = SHOWN_ROWS) -> dg.MarkdownMetadataValue:
+    """A bullet list of the first `limit` lines (wraps in a narrow pane, unlike a wide table)."""
+    shown = [f"- {line}" for line in lines[:limit]] or ["_none_"]
+    more = [f"\n_{len(lines) - limit} more in the JSON results_"] if len(lines) > limit else []
+    return dg.MetadataValue.md("\n".join(shown + more))
 
 
 def drop_state_metadata(doc: DropDoc, plan: Plan, lineage: list[FileDoc]) -> dict[str, object]:
@@ -86,7 +93,7 @@ def drop_state_metadata(doc: DropDoc, plan: Plan, lineage: list[FileDoc]) -> dic
         "failure_count": doc.failure_count,
         "last_error": doc.last_error or "",
         "status_counts": markdown_table([{"outcome": k, "files": str(v)} for k, v in sorted(doc.counts.items())]),
-        "lineage": markdown_table(lineage_rows(plan, lineage)),
+        "lineage": markdown_list(lineage_lines(plan, lineage)),
         "lineage_command": dg.MetadataValue.md(
             f"`dropsync lineage PATH` (a file's drop, repository or processed path) prints a file's whole "
             f"lineage document; `dropsync status {plan.drop}` this status document."

@@ -62,20 +62,18 @@ def move_plan_rows(plan: Plan, short: bool = False) -> list[dict[str, str]]:
     ]
 
 
-def lineage_rows(plan: Plan, docs: list[FileDoc]) -> list[dict[str, str]]:
-    """One row per file document: target (relative to the repository), archive generation,
+def lineage_lines(plan: Plan, docs: list[FileDoc]) -> list[str]:
+    """One line per file document: its target (relative to the repository), archive generation,
     LabKey row, and whether the original moved or why it stayed (full paths: `dropsync lineage`)."""
-    return [
-        {
-            "file": d.relpath,
-            "target": relative(d.target, plan.repository_folder),
-            "archive": f"g{d.archive.generation}" if d.archive else "",
-            "labkey_row": "" if d.labkey_row_id is None else str(d.labkey_row_id),
-            "original": "moved" if d.processed
-            else f"in the drop: {(d.model_extra or {}).get('held_reason') or 'not moved'}",
-        }
-        for d in docs
-    ]
+    lines = []
+    for d in docs:
+        where = [f"→ {relative(d.target, plan.repository_folder)}" if d.target else "→ not copied"]
+        where += [f"archive g{d.archive.generation}"] if d.archive else []
+        where += [f"LabKey row {d.labkey_row_id}"] if d.labkey_row_id is not None else []
+        held = (d.model_extra or {}).get("held_reason")
+        where.append("original moved" if d.processed else f"original in the drop ({held or 'not moved'})")
+        lines.append(f"{d.relpath} {where[0]} · " + " · ".join(where[1:]))
+    return lines
 
 
 def relative(path: str | None, folder: str) -> str:

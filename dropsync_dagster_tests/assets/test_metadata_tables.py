@@ -85,11 +85,11 @@ def test_held_table_shows_reason_and_digests_and_counts_the_rest() -> None:
     metadata = held_metadata(held)
     table = metadata["held_back"].value
     assert metadata["held_files"] == SHOWN_ROWS + 7
-    assert table.splitlines()[0] == "| file | reason | expected | actual |"
-    assert f"| f000.fastq.gz | md5_mismatch | md5 {0:032x} | md5 {1:032x} |" in table
+    assert table.splitlines()[0] == "| file | reason |"
+    assert f"| f000.fastq.gz | md5_mismatch: expected md5 {0:032x}, actual md5 {1:032x} |" in table
     assert f"f{SHOWN_ROWS:03}" not in table and "_7 more rows in the JSON result_" in table
     plain = held_metadata([HeldFile("a.fastq.gz", "metadata_missing")])["held_back"].value
-    assert plain.splitlines()[0] == "| file | reason |"  # no empty digest columns
+    assert "| a.fastq.gz | metadata_missing |" in plain  # no digests where none tell why
     assert held_metadata([])["held_files"] == 0
 
 
@@ -127,10 +127,11 @@ def test_drop_state_shows_status_owner_and_lineage(tmp_path: Path) -> None:
     metadata = drop_state_metadata(doc, plan, lineage)
     assert metadata["drop_status"] == "synced" and metadata["failure_count"] == 0
     assert isinstance(metadata["owner_run"], dg.DagsterRunMetadataValue)
-    table = metadata["lineage"].value
+    listed = metadata["lineage"].value
     target = entry[READS[1]].target_relpath
-    assert f"| {READS[1]} | {target} | g2 | 41 | moved |" in table
-    assert f"| {READS[2]} |  |  |  | in the drop: md5_mismatch |" in table
+    assert f"- {READS[1]} → {target} · archive g2 · LabKey row 41 · original moved" in listed
+    assert f"- {READS[2]} → not copied · original in the drop (md5_mismatch)" in listed
+    assert str(plan.repository_folder) not in listed
     assert "| held:md5_mismatch | 1 |" in metadata["status_counts"].value
     assert f"dropsync status {plan.drop}" in metadata["lineage_command"].value
 

@@ -74,11 +74,11 @@ def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
         assert metadata["held_files"] == 1, asset
         data = (drop.path / held).read_bytes()
         expected, actual = hashlib.md5(data + b"corrupt").hexdigest(), hashlib.md5(data).hexdigest()
-        assert f"| {held} | md5_mismatch | md5 {expected[:8]}… | md5 {actual[:8]}… |" in metadata["held_back"], asset
+        assert f"| {held} | md5_mismatch: expected md5 {expected[:8]}…, actual md5 {actual[:8]}… |" in metadata["held_back"], asset
     # The drop's status document and its files' lineage are on the last step's materialisation.
     assert final["drop_status"] == "synced" and final["failure_count"] == 0
     assert final["owner_run"] == result.run_id
-    assert fastq_relpath(read=1) in final["lineage"] and "in the drop: md5_mismatch" in final["lineage"]
+    assert fastq_relpath(read=1) in final["lineage"] and f"{held} → not copied · original in the drop (md5_mismatch)" in final["lineage"]
 
 
 def test_rerun_is_idempotent(tmp_path: Path) -> None:
