@@ -156,6 +156,10 @@ def test_materialise_a_new_drop_from_the_asset_graph(chromium: str, dev_ui: DevU
         page.get_by_text("lineage_command").scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "5-drop-status-and-lineage.png")
 
+        page.goto(f"{dev_ui.web.url}/assets/drop_manifest?view=events&partition={NEW_KEY}")
+        expect(page.get_by_text("copy_plan")).to_be_visible()
+        page.screenshot(path=SCREENSHOTS / "7-plan.png")
+
         page.goto(f"{dev_ui.web.url}/assets/archived_originals?view=checks")
         expect(page.get_by_text("originals_accounted_for").first).to_be_visible()
         page.wait_for_timeout(1500)

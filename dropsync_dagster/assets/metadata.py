@@ -41,8 +41,9 @@ def plan_metadata(plan: Plan, path: Path) -> dict[str, object]:
         "files": len(plan.entries),
         **counts_metadata(plan.counts(), "reason/"),
         "plan": markdown_table(plan_rows(plan)),
-        "copy_plan": markdown_table(copy_plan_rows(plan)),
-        "move_plan": markdown_table(move_plan_rows(plan, short=True)),  # relative: fits the pane
+        # The copy and move plans as lists of `file → where · action`: two paths a row fit no table in the pane.
+        "copy_plan": markdown_list([f"{r['file']} → {r['target']} · {r['action']}" for r in copy_plan_rows(plan)]),
+        "move_plan": markdown_list([f"{r['file']} → {r['processed']} · {r['action']}" for r in move_plan_rows(plan, short=True)]),
         "plan_json": dg.MetadataValue.path(str(path)),
     }
 

@@ -108,7 +108,7 @@ def test_paths_are_relative_and_units_rounded(tmp_path: Path) -> None:
     plan = four_file_drop(tmp_path).plan()
     metadata = plan_metadata(plan, tmp_path / "state" / "manifest.json")
     assert str(plan.processed_folder) not in metadata["move_plan"].value
-    assert f"| {READS[1]} | {READS[1]} | would_move |" in metadata["move_plan"].value
+    assert f"- {READS[1]} → {READS[1]} · would_move" in metadata["move_plan"].value
     assert str(plan.repository_folder) not in metadata["copy_plan"].value
     assert isinstance(metadata["plan_json"], dg.PathMetadataValue)
     assert mib_per_s(3 * 2**20, 2.0) == 1.5 and mib_per_s(36_172_000, 1.0) == 34.5
