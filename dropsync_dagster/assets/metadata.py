@@ -48,13 +48,17 @@ def plan_metadata(plan: Plan, path: Path) -> dict[str, object]:
     }
 
 
+PER_DROP = "Evaluated per drop: each result belongs to the drop's partition and names it (metadata `drop`)."
+
+
 def drop_check(name: str, asset: str, description: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
     """A check evaluated per drop: its results are recorded against the drop's partition (and
     name it in their `drop` metadata), so a check's history says which drop each result was for."""
     with warnings.catch_warnings():
         # Partitioned checks are a preview in Dagster 1.13 (and what the UI shows per partition): known, chosen.
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking, partitions_def=drops)
+        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, partitions_def=drops,
+                                 description=f"{description} {PER_DROP}")
 
 
 def check_result(name: str, problems: list[str], warnings: list[str] | None = None, **metadata: object) -> dg.AssetCheckResult:

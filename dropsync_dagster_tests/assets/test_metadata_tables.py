@@ -138,3 +138,16 @@ def test_drop_state_shows_status_owner_and_lineage(tmp_path: Path) -> None:
 
 def test_markdown_table_escapes_pipes() -> None:
     assert "a\\|b" in markdown_table([{"file": "a|b"}]).value
+
+
+def test_every_check_says_what_it_proves_and_is_evaluated_per_drop() -> None:
+    from dropsync_dagster.definitions import defs
+    from dropsync_dagster.partitions import drops
+
+    specs = [spec for asset in defs.assets for spec in asset.check_specs]
+    assert {s.name for s in specs} == {"targets_unique_and_inside_repository", "copies_match_source_digests",
+                                       "archive_matches_checksums", "labkey_rows_present", "originals_accounted_for"}
+    for spec in specs:
+        assert spec.partitions_def == drops, spec.name
+        assert spec.description.startswith("Proves") and "fails" in spec.description.lower(), spec.name  # and what to do
+        assert spec.description.endswith("(metadata `drop`)."), spec.name
