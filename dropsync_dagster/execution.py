@@ -12,8 +12,15 @@ The retry daemon copies the failed run's tags to the retry.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
+
+if TYPE_CHECKING:  # Dagster's executor plumbing has no public names
+    from dagster._core.execution.context.system import PlanOrchestrationContext
+    from dagster._core.execution.plan.plan import ExecutionPlan
+    from dagster._core.execution.retries import RetryMode
+    from dagster._core.execution.step_dependency_config import StepDependencyConfig
 
 RETRY_STRATEGY_TAG = "dagster/retry_strategy"
 RUN_TAGS: Mapping[str, str] = {RETRY_STRATEGY_TAG: "ALL_STEPS"}
@@ -26,16 +33,16 @@ class DropRunExecutor(dg.Executor):
         self._inner = inner
 
     @property
-    def retries(self):  # noqa: ANN201 - Dagster's RetryMode is not public
+    def retries(self) -> RetryMode:
         """The in-process executor's retry mode (op retries), unchanged."""
         return self._inner.retries
 
     @property
-    def step_dependency_config(self):  # noqa: ANN201 - not public either
+    def step_dependency_config(self) -> StepDependencyConfig:
         """Unchanged from the in-process executor."""
         return self._inner.step_dependency_config
 
-    def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:  # noqa: ANN001
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[dg.DagsterEvent]:
         """Tag the run, then run every step in this process."""
         missing = {k: v for k, v in RUN_TAGS.items() if k not in plan_context.dagster_run.tags}
         if missing:
