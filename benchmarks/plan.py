@@ -93,6 +93,7 @@ def build(base: Path, count: int) -> Drop:
     drop = make_drop(base)
     # The seed example without LabKey: this measures planning, not a LabKey server.
     drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None))
+    drop.mark_ready()  # every run checks readiness (planning_scale materialises drop_manifest)
     marker = base / f".built-{count}"
     if not marker.exists():
         for relpath in file_names(count):

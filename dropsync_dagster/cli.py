@@ -16,7 +16,7 @@ from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedErro
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.labkey_plan import plan_drop
 from dropsync_dagster.cli_status import lineage, register, reset, status
-from dropsync_dagster.console import print_plan
+from dropsync_dagster.console import print_plan, shown
 from dropsync_dagster.core.report import stopped
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.gpg import GpgResource
@@ -54,16 +54,18 @@ def plan(drop: str, as_json: bool) -> None:
 @click.argument("drop")
 @click.option("--do-it", is_flag=True, help="Copy, record and move; without it, only the plan is shown.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def sync(drop: str, do_it: bool, yes: bool) -> None:
+@click.option("--ignore-readiness", is_flag=True,
+              help="Sync even without the drop's sentinel or quiet period (recorded in its status).")
+def sync(drop: str, do_it: bool, yes: bool, ignore_readiness: bool) -> None:
     """Sync DROP through the Dagster job, in this process, recorded on the instance."""
     settings = Settings.from_env()
     folder, planned = plan_for(settings, drop)
     print_plan(planned)
     if not do_it:
         sys.exit(1 if stopped(planned) else 0)
-    if not yes and not click.confirm(f"Sync {folder.key} ({folder.path})?", default=False):
+    if not yes and not click.confirm(shown(f"Sync {folder.key} ({folder.path})?"), default=False):
         raise click.exceptions.Abort()
-    sys.exit(sync_now(settings, folder, planned))
+    sys.exit(sync_now(settings, folder, planned, ignore_readiness=ignore_readiness))
 
 
 @cli.group()
@@ -110,22 +112,30 @@ _EXITS = (
 
 
 def main() -> None:
-    """Entry point: one line on stderr and a documented exit code for every known failure."""
+    """Entry point: one line on stderr and a documented exit code for every failure, known or not:
+    a crash is exit 3 with its message, never a traceback and never exit 1 (the "held" code)."""
     # Retry warnings (LabKey backoff) would otherwise reach stderr through logging's last resort;
     # the final error line already says how many attempts were made.
     logging.getLogger("dropsync_dagster").addHandler(logging.NullHandler())
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(3)
+        _fail("aborted", 3)
     except click.ClickException as exc:  # usage errors: one line too, exit 2
-        click.echo(f"dropsync: {exc.format_message()} (see dropsync --help)", err=True)
-        sys.exit(2)
+        _fail(f"dropsync: {exc.format_message()} (see dropsync --help)", 2)
     except (DropsyncError, OSError) as exc:
         label, code = next((label, code) for kind, label, code in _EXITS if isinstance(exc, kind))
-        click.echo(f"dropsync: {label}: {exc}", err=True)
-        sys.exit(code)
+        _fail(f"dropsync: {label}: {exc}", code)
+    except KeyboardInterrupt:
+        _fail("dropsync: interrupted", 3)
+    except Exception as exc:  # the last resort: whatever it was, the run failed (exit 3)
+        _fail(f"dropsync: failed: unexpected {type(exc).__name__}: {exc}", 3)
+
+
+def _fail(line: str, code: int) -> None:
+    """Exit with `code` after one line on stderr (control characters made visible)."""
+    click.echo(shown(line), err=True)
+    sys.exit(code)
 
 if __name__ == "__main__":
     main()

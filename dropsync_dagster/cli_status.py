@@ -11,10 +11,10 @@ import click
 from dropsync_dagster import runner
 from dropsync_dagster.console import console, print_table
 from dropsync_dagster.core.discovery import key_of, list_drops
-from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.errors import ConfigError, RefusedError
 from dropsync_dagster.core.registry import remember
 from dropsync_dagster.core.settings import DropRoot, Settings
-from dropsync_dagster.core.status import DropDoc
+from dropsync_dagster.core.status import DropDoc, DropState
 from dropsync_dagster.resources.status import StatusResource
 
 
@@ -69,10 +69,27 @@ def status(drop: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("drop")
-def reset(drop: str) -> None:
+@click.option("--force", is_flag=True,
+              help="Also release a claim whose Dagster run is finished (left behind when its failure "
+                   "could not be recorded, e.g. during a status-store outage).")
+def reset(drop: str, force: bool) -> None:
     """Make a failed DROP pending again, with its failure count cleared."""
     settings = Settings.from_env()
-    doc = _store(settings).reset(key_of(settings, drop))
+    store, key = _store(settings), key_of(settings, drop)
+    doc = store.get(key)
+    if force and doc is not None and doc.status == DropState.PROCESSING and doc.owner:
+        inst = runner.instance()
+        run = inst.get_run_by_id(doc.owner)
+        if run is None:
+            raise RefusedError(f"{key}: claimed by run {doc.owner} (worker {doc.worker_id}), which this Dagster "
+                               "instance does not know; cannot tell whether it is finished")
+        if not runner.run_finished(inst, doc.owner):
+            raise RefusedError(f"{key}: claimed by run {doc.owner} (worker {doc.worker_id}), which is "
+                               f"{run.status.value.lower()}; stop it or wait for it first")
+        store.release(key, doc.owner)
+        console.print(f"{key}: released the claim of run {doc.owner} (worker {doc.worker_id}, "
+                      f"run {run.status.value.lower()})")
+    doc = store.reset(key)
     console.print(f"{doc.id}: {doc.status}, failure_count {doc.failure_count}")
 
 

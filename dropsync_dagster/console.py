@@ -1,7 +1,13 @@
-"""Rich rendering for the CLI: the old tool's tables, run summaries, byte-progress bars."""
+"""Rich rendering for the CLI: the old tool's tables, run summaries, byte-progress bars.
+
+File names, metadata values and server texts are untrusted: nothing printed is read as rich
+markup or emoji codes (the consoles have both off), and `shown` makes control characters
+visible, so a name cannot move the cursor, recolour or retitle the terminal.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +27,40 @@ from dropsync_dagster.core.report import (
     plan_rows,
 )
 
+
+# C0 and C1 controls (ESC among them), DEL, bidirectional overrides, and the lone surrogates that
+# stand for the bytes of a file name that is not UTF-8.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(value: object) -> str:
+    """`value` as one line of text safe for a terminal: unsafe characters become `\\xNN` escapes
+    (a byte of a non-UTF-8 name is shown as that byte). Used for every cell and message."""
+    return _UNSAFE.sub(_escape, str(value))
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+class _PlainConsole(Console):
+    """A console that prints every text argument through `shown`, and never reads markup or emoji
+    codes, so no caller can forget to escape a name."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(highlight=False, markup=False, emoji=False, **kwargs)
+
+    def print(self, *objects: object, **kwargs: object) -> None:  # noqa: A003 - rich's name
+        """rich's print, with `str` arguments passed through `shown`."""
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 # Piped output (logs, CI) gets wide tables instead of 80 folded columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False)
+console = _PlainConsole(width=None if sys.stdout.isatty() else 200)
+err_console = _PlainConsole(stderr=True)
 
 
 # Rendering is ~5 ms a row; a 100,000-file drop prints its first rows and a count.
@@ -34,13 +71,13 @@ def print_table(title: str, rows: list[dict[str, str]], flag: str, limit: int = 
     """A rich table; rows whose `flag` column marks a skip are red (already_synced is not one).
 
     Past `limit`, skipped rows come first, so what needs attention is never cut off."""
-    table = Table(title=title, caption=f"{len(rows) - limit} more rows: use --json" if len(rows) > limit else None)
+    table = Table(title=shown(title), caption=f"{len(rows) - limit} more rows: use --json" if len(rows) > limit else None)
     for column in rows[0] if rows else ["file"]:
-        table.add_column(column, overflow="fold")
+        table.add_column(shown(column), overflow="fold")
     if len(rows) > limit:
         rows = sorted(rows, key=lambda r: not _is_skip(r.get(flag, ""), flag))[:limit]
     for row in rows:
-        table.add_row(*row.values(), style="red" if _is_skip(row.get(flag, ""), flag) else None)
+        table.add_row(*map(shown, row.values()), style="red" if _is_skip(row.get(flag, ""), flag) else None)
     console.print(table)
 
 
@@ -81,7 +118,7 @@ def progress_bars() -> Iterator[None]:
     )
 
     def sink(label: str, total: int):
-        task = bars.add_task(label, total=total)
+        task = bars.add_task(shown(label), total=total)
         return (lambda n: bars.advance(task, n)), (lambda: bars.update(task, completed=total))
 
     with bars:

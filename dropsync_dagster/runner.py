@@ -8,15 +8,22 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster._utils.error import SerializableErrorInfo
+
+from dropsync_dagster.core import errors
+from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status import StatusStore
 from dropsync_dagster.partitions import drops
 
 LAUNCHED_BY = "dropsync/launched_by"
+IGNORE_READINESS = "dropsync/ignore_readiness"  # run tag: "true" syncs a drop that is not ready
 
 # The CLI prints its own summary; the run's full log stays in the instance's event log (the UI).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 QUICK_START_INSTANCE = "telemetry:\n  enabled: false\n"
+# Our exceptions' names (and their subclasses elsewhere): their messages are already one line for people.
+OUR_ERRORS = frozenset({*(n for n, v in vars(errors).items() if isinstance(v, type)), "UnconfirmedWrite", "NotOwnerError"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class RunOutcome:
     run_id: str
     success: bool
     error: str | None = None
+    config_error: bool = False  # failed on a configuration error: nothing was done
+    interrupted: bool = False  # stopped by SIGTERM or SIGINT (Dagster interrupts the step at work)
 
 
 def instance() -> dg.DagsterInstance:
@@ -57,7 +66,9 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     )
     if result.success:
         return RunOutcome(result.run_id, True)
-    return RunOutcome(result.run_id, False, first_failure(result))
+    found = _root_error(result)
+    interrupted = found is not None and found[1].cls_name == "DagsterExecutionInterruptedError"
+    return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result), interrupted)
 
 
 def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, path: str, max_failures: int) -> str | None:
@@ -74,13 +85,46 @@ def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, p
     return record_run_failure(store, drop, path, doc.owner, message, max_failures)
 
 
-def first_failure(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step and the first line of its error."""
+def run_finished(inst: dg.DagsterInstance, run_id: str) -> bool:
+    """True when run `run_id` and every retry or re-execution of it (same root run) are finished;
+    a run this instance does not know is not known to be finished."""
+    run = inst.get_run_by_id(run_id)
+    if run is None or not run.is_finished:
+        return False
+    family = inst.get_runs(filters=dg.RunsFilter(tags={"dagster/root_run_id": run_id}))
+    return all(r.is_finished for r in family)
+
+
+def _root_error(result: dg.ExecuteInProcessResult):
+    """(step key, error) of the first failed step, past Dagster's own wrapper; None if none."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
                 error = error.cause
-            message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-            return f"step {event.step_key} failed: {message}"
-    return "run failed"
+            return event.step_key, error
+    return None
+
+
+def _one_line(error: SerializableErrorInfo) -> str:
+    """The error's first line for people: our errors without their class, others with the bare
+    class name, never a module path."""
+    text = error.message.strip()
+    head, sep, rest = text.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == error.cls_name:
+        text = rest if error.cls_name in OUR_ERRORS else f"{error.cls_name}: {rest}"
+    elif text.rsplit(".", 1)[-1] == error.cls_name:  # a bare class path, no message
+        text = str(error.cls_name)
+    return text.splitlines()[0] if text else str(error.cls_name)
+
+
+def first_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step and the first line of its error."""
+    found = _root_error(result)
+    return "run failed" if found is None else f"step {found[0]} failed: {_one_line(found[1])}"
+
+
+def failed_on_config(result: dg.ExecuteInProcessResult) -> bool:
+    """True when the run failed on a configuration error (nothing done; not a counted failure)."""
+    found = _root_error(result)
+    return found is not None and found[1].cls_name == ConfigError.__name__

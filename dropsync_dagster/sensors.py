@@ -14,6 +14,7 @@ from dropsync_dagster.assets.originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.core.runs import record_run_failure
+from dropsync_dagster.core.settings import env_number
 from dropsync_dagster.core.watch import skip_reason, tick
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
@@ -27,7 +28,7 @@ DROP_ASSETS = frozenset(a.key for a in (drop_manifest, drop_checksums, encrypted
 # DROPSYNC_SENSOR_INTERVAL: seconds between ticks (default 30; tests use 1).
 @dg.sensor(
     job=sync_drop,
-    minimum_interval_seconds=int(os.environ.get("DROPSYNC_SENSOR_INTERVAL") or 30),
+    minimum_interval_seconds=int(env_number(os.environ, "DROPSYNC_SENSOR_INTERVAL", 30)),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, status: StatusResource) -> dg.SensorResult:

@@ -35,7 +35,8 @@ NO_PERMISSION = "User does not have permission to perform this operation."
 
 @dataclass
 class Fault:
-    """An injected fault: `kind` is "fail" (status reply), "drop" (close without reply) or "delay"."""
+    """An injected fault: `kind` is "fail" (status reply), "drop" (close without reply) or "delay".
+    `after_processing`: the action is applied (a write committed) before the fault strikes."""
 
     kind: str
     remaining: int | None  # None: until cleared
@@ -43,6 +44,8 @@ class Fault:
     status: int = 500
     seconds: float = 0.0
     after_processing: bool = False
+    arrived: threading.Event | None = None  # "pause": set when the request is held
+    release: threading.Event | None = None  # "pause": the request goes on when this is set
 
 
 def _container_key(path: str) -> str:
@@ -147,20 +150,31 @@ class LabKeyTestServer:
             self.counts.clear()
             self.requests.clear()
 
-    def fail_next(self, n: int, status: int = 500, action: str | None = None) -> None:
-        """Answer the next `n` requests (of `action`, or any) with `status` and a JSON error."""
+    def fail_next(self, n: int, status: int = 500, action: str | None = None, after_processing: bool = False) -> None:
+        """Answer the next `n` requests (of `action`, or any) with `status` and a JSON error;
+        `after_processing`: the request is applied first (a write commits, then 500)."""
         with self.lock:
-            self.faults.append(Fault("fail", n, action, status=status))
+            self.faults.append(Fault("fail", n, action, status=status, after_processing=after_processing))
 
     def drop_next(self, n: int, action: str | None = None, after_processing: bool = False) -> None:
         """Close the connection without a reply for the next `n` requests, before or after acting."""
         with self.lock:
             self.faults.append(Fault("drop", n, action, after_processing=after_processing))
 
-    def set_delay(self, seconds: float, action: str | None = None, n: int | None = None) -> None:
-        """Delay replies (of `action`, or all) by `seconds`; `n` limits it to the next n requests."""
+    def set_delay(self, seconds: float, action: str | None = None, n: int | None = None,
+                  after_processing: bool = False) -> None:
+        """Delay replies (of `action`, or all) by `seconds`; `n` limits it to the next n requests;
+        `after_processing`: the request is applied first (a write commits, then the reply hangs)."""
         with self.lock:
-            self.faults.append(Fault("delay", n, action, seconds=seconds))
+            self.faults.append(Fault("delay", n, action, seconds=seconds, after_processing=after_processing))
+
+    def pause_next(self, action: str) -> tuple[threading.Event, threading.Event]:
+        """Hold the next `action` request before it is applied: returns (arrived, release); the
+        request goes on once `release` is set (or after two minutes)."""
+        arrived, release = threading.Event(), threading.Event()
+        with self.lock:
+            self.faults.append(Fault("pause", 1, action, arrived=arrived, release=release))
+        return arrived, release
 
     def clear_faults(self) -> None:
         """Remove every injected fault."""

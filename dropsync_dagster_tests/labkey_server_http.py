@@ -72,6 +72,10 @@ class LabKeyHandler(BaseHTTPRequestHandler):
         delay = lk.take_fault("delay", action)
         if delay is not None:
             time.sleep(delay.seconds)
+        pause = lk.take_fault("pause", action)
+        if pause is not None and pause.arrived is not None and pause.release is not None:
+            pause.arrived.set()
+            pause.release.wait(120)
         if lk.take_fault("drop", action) is not None:
             self.close_connection = True  # no reply at all: the client sees the connection drop
             return
@@ -91,6 +95,12 @@ class LabKeyHandler(BaseHTTPRequestHandler):
             status, data = 200, reply
         except ApiError as exc:
             status, data = exc.status, exc.body
+        late = lk.take_fault("fail", action, after_processing=True)
+        if late is not None:  # the action was applied; the reply says it failed
+            status, data = late.status, ApiError(late.status, f"Injected failure after commit ({late.status})").body
+        hang = lk.take_fault("delay", action, after_processing=True)
+        if hang is not None:  # applied; the reply comes after the client may have given up
+            time.sleep(hang.seconds)
         if lk.take_fault("drop", action, after_processing=True) is not None:
             self.close_connection = True
             return

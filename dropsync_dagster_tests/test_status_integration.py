@@ -67,8 +67,9 @@ def test_unreachable_couchdb_fails_the_run_before_any_file_is_touched(tmp_path: 
         result = run_job(drop, instance, status=status)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == "drop_checksums"
+    assert failure.step_key == "drop_manifest"  # the claim precedes every write, the plan's included
     assert not list(drop.path.rglob("*.blake3")) and not any(drop.repository.iterdir())
+    assert not (drop.settings().state_dir / "drops" / drop.key / "manifest.json").exists()
 
 
 def test_two_simultaneous_syncs_one_wins_one_is_refused(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
-from dropsync_dagster.assets.ownership import hold
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.metadata import check_result, drop_check, mib_per_s
 from dropsync_dagster.core.archive_step import archive_drop, archive_problems
 from dropsync_dagster.core.results import ChecksumsResult
@@ -34,12 +34,11 @@ def encrypted_archive(
     context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, status: StatusResource
 ) -> dg.MaterializeResult:
     """A new archive generation holding what earlier ones lack; disabled archives say why."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    hold(context, status, storage, plan.drop)
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    archived = archive_drop(plan, checksums, gpg.policy(storage.settings()))
-    path = results.save(plan.drop, "archive", archived)
+    with held(context, status, storage) as step:
+        plan = step.plan
+        checksums = step.load("checksums", ChecksumsResult)
+        archived = archive_drop(plan, checksums, gpg.policy(storage.settings()), guard=step.guard)
+        path = step.save("archive", archived)
     written = archived.written or {}
     metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why, "result_json": dg.MetadataValue.path(str(path))}
     if archived.enabled:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dropsync_dagster.assets.manifest import drop_manifest
-from dropsync_dagster.assets.ownership import claim
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.metadata import held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.checksums import compute_checksums
 from dropsync_dagster.core.held import held_files
@@ -16,11 +16,10 @@ from dropsync_dagster.resources.storage import StorageResource
 @dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, deps=[drop_manifest])
 def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    claim(context, status, storage, plan.drop, plan.drop_path)  # before the first write (sidecars)
-    checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
-    path = results.save(plan.drop, "checksums", checksums)
+    with held(context, status, storage) as step:  # before the first write (sidecars)
+        plan = step.plan
+        checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
+        path = step.save("checksums", checksums)
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
         metadata={**transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path),

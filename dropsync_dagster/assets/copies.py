@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
-from dropsync_dagster.assets.ownership import hold
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.metadata import check_result, drop_check, held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.checks import copy_problems
 from dropsync_dagster.core.copies import copy_files
@@ -31,12 +31,11 @@ COPIES_CHECK_DESCRIPTION = (
 )
 def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Copy each verified file to its frozen target; identical targets count as already synced."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    hold(context, status, storage, plan.drop)
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    copies = copy_files(plan, checksums, storage.settings())
-    path = results.save(plan.drop, "copies", copies)
+    with held(context, status, storage) as step:
+        plan = step.plan
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = copy_files(plan, checksums, storage.settings(), guard=step.guard)
+        path = step.save("copies", copies)
     outcomes = tally([c.outcome for c in copies.files.values()])
     return dg.MaterializeResult(
         metadata={**transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),

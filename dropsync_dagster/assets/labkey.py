@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.metadata import check_result, drop_check, held_metadata
-from dropsync_dagster.assets.ownership import hold
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey_plan import WritebackTable, writeback_connection
 from dropsync_dagster.core.labkey_records import not_configured, rows_problems, write_records
@@ -37,26 +37,25 @@ def labkey_records(
     context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource, labkey: LabKeyResource
 ) -> dg.MaterializeResult:
     """Update existing rows by key and insert new ones (unless skip_creates); record every row id."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    hold(context, status, storage, plan.drop)
-    if not writeback_configured(plan.config):
-        why = "not configured: no labkey section" if plan.config.labkey is None else "not configured: no fields"
-        path = results.save(plan.drop, "labkey", not_configured(plan, why))
-        held = held_files(plan, results.load_optional(plan.drop, "checksums", ChecksumsResult),
-                          results.load_optional(plan.drop, "copies", CopiesResult))
-        return dg.MaterializeResult(
-            metadata={"configured": False, "why": why, "result_json": dg.MetadataValue.path(str(path)),
-                      **held_metadata(held)},
-            check_results=[check_result(LABKEY_CHECK, [], configured=False, drop=plan.drop)],
-        )
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    copies = results.load(plan.drop, "copies", CopiesResult)
-    table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
-    previous = results.load_optional(plan.drop, "labkey", LabKeyResult)  # an earlier attempt of this plan?
-    result = write_records(plan, checksums, copies, table,
-                           lambda partial: results.save(plan.drop, "labkey", partial), previous)
-    path = results.path(plan.drop, "labkey")
+    with held(context, status, storage) as step:
+        plan = step.plan
+        if not writeback_configured(plan.config):
+            why = "not configured: no labkey section" if plan.config.labkey is None else "not configured: no fields"
+            path = step.save("labkey", not_configured(plan, why))
+            unwritten = held_files(plan, step.load_optional("checksums", ChecksumsResult),
+                                   step.load_optional("copies", CopiesResult))
+            return dg.MaterializeResult(
+                metadata={"configured": False, "why": why, "result_json": dg.MetadataValue.path(str(path)),
+                          **held_metadata(unwritten)},
+                check_results=[check_result(LABKEY_CHECK, [], configured=False, drop=plan.drop)],
+            )
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = step.load("copies", CopiesResult)
+        table = WritebackTable.open(labkey.client(writeback_connection(plan.config)), plan.config)
+        previous = step.load_optional("labkey", LabKeyResult)  # an earlier attempt of this plan?
+        result = write_records(plan, checksums, copies, table, lambda partial: step.save("labkey", partial),
+                               previous, guard=step.guard)
+    path = step.results.path(plan.drop, "labkey")
     return dg.MaterializeResult(
         metadata={
             "configured": True,

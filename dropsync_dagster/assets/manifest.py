@@ -4,6 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.core.testhooks import hook
 
+from dropsync_dagster.assets.ownership import claim_plan, ready_or_override
 from dropsync_dagster.assets.metadata import (
     SHOWN_ROWS,
     check_result,
@@ -24,6 +25,7 @@ from dropsync_dagster.core.registry import locate
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
+from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 TARGETS_CHECK = "targets_unique_and_inside_repository"
@@ -42,12 +44,14 @@ TARGETS_CHECK_DESCRIPTION = (
     check_specs=[drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
 )
 def drop_manifest(
-    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource
+    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource,
+    status: StatusResource,
 ) -> dg.MaterializeResult:
     """The drop's plan from its sync.yml: variables, metadata, targets, gates, reasons and LabKey
     write actions (with the update diffs and planned creates), frozen as JSON."""
     settings = storage.settings()
     folder = locate(settings, context.partition_key)
+    override = ready_or_override(context, storage, folder.key, str(folder.path))
     config = load_config(folder.path / CONFIG_NAME)
     policy = gpg.policy(settings)
     if policy.decide(config.archive)[0]:
@@ -55,7 +59,8 @@ def drop_manifest(
         recipient_fingerprints(policy.recipients, policy.gnupghome)
     plan = plan_drop(folder, config, settings, labkey.client)
     hook("planned", drop=plan.drop)
-    path = storage.results().save(plan.drop, "manifest", plan)
+    claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
+    path = storage.results().save_plan(plan)
     metadata = {**plan_metadata(plan, path), **held_metadata(held_files(plan))}
     if plan.labkey_configured:
         metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))

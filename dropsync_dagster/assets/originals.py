@@ -5,7 +5,7 @@ import dagster as dg
 from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.labkey import labkey_records
-from dropsync_dagster.assets.ownership import hold, run_owner
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.metadata import (
     check_result,
     counts_metadata,
@@ -17,7 +17,7 @@ from dropsync_dagster.assets.metadata import (
 from dropsync_dagster.core.checks import original_problems
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey_records import recorded_files
-from dropsync_dagster.core.lineage import lineage_docs
+from dropsync_dagster.core.lineage import MoveIntents, as_outcomes, confirm_intents, intended_moves, lineage_docs
 from dropsync_dagster.core.originals import move_originals
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.partitions import drops
@@ -43,35 +43,44 @@ ORIGINALS_CHECK_DESCRIPTION = (
 )
 def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Move each original whose copy is verified (and recorded/archived where required)."""
-    results = storage.results()
-    plan = results.load_plan(context.partition_key)
-    store = hold(context, status, storage, plan.drop)
-    checksums = results.load(plan.drop, "checksums", ChecksumsResult)
-    copies = results.load(plan.drop, "copies", CopiesResult)
-    archive = results.load(plan.drop, "archive", ArchiveStepResult)
-    # Only files whose validated archive copy matches their checksum may leave the drop.
-    archived = {r for r, b3 in archive.archived.items() if r in checksums.files and checksums.files[r].digests.blake3 == b3}
-    # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
-    labkey = results.load_optional(plan.drop, "labkey", LabKeyResult)
-    originals = move_originals(
-        plan, checksums, copies, storage.settings(),
-        recorded=recorded_files(plan, labkey), archived=archived if archive.enabled else None,
-    )
-    path = results.save(plan.drop, "originals", originals)
-    row_ids = labkey.row_ids() if labkey is not None and labkey.plan_created_at == plan.created_at else None
-    lineage = lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids)
-    store.put_files(plan.drop, lineage)
-    outcomes = tally([m.label for m in originals.files.values()])
-    doc = store.mark_synced(plan.drop, run_owner(context), outcomes)
-    held = held_files(plan, checksums, copies, labkey, originals)
+    with held(context, status, storage) as step:
+        plan, store = step.plan, step.store
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = step.load("copies", CopiesResult)
+        archive = step.load("archive", ArchiveStepResult)
+        # Only files whose validated archive copy matches their checksum may leave the drop.
+        hashed = {r: c.digests.blake3 for r, c in checksums.files.items() if c.digests is not None}
+        archived = {r for r, b3 in archive.archived.items() if hashed.get(r) == b3}
+        # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
+        labkey = step.load_optional("labkey", LabKeyResult)
+        recorded, row_ids = recorded_files(plan, labkey), labkey.row_ids() if labkey is not None else None
+        earlier = step.results.load_optional(plan.drop, "moves", MoveIntents)  # of any plan
+        if earlier is not None:  # a run that died mid-move: its lineage says `intended` until confirmed
+            confirm_intents(store, earlier)
+        intents = intended_moves(plan, checksums, copies, recorded=recorded,
+                                 archived=archived if archive.enabled else None)
+        # Write-ahead: what the moves will do is recorded (state folder, then lineage) before any is done.
+        step.save("moves", intents)
+        store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, as_outcomes(intents), row_ids=row_ids))
+        originals = move_originals(
+            plan, checksums, copies, storage.settings(),
+            recorded=recorded, archived=archived if archive.enabled else None, guard=step.guard,
+        )
+        lineage = lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids)
+        store.put_files(plan.drop, lineage)
+        path = step.save("originals", originals)
+        outcomes = tally([m.label for m in originals.files.values()])
+        step.guard.check()
+        doc = store.mark_synced(plan.drop, step.owner, outcomes)
+    held_back = held_files(plan, checksums, copies, labkey, originals)
     return dg.MaterializeResult(
         metadata={
             "files": len(originals.files),
             **counts_metadata(outcomes, "outcome/"),
             "result_json": dg.MetadataValue.path(str(path)),
-            **held_metadata(held),
+            **held_metadata(held_back),
             **drop_state_metadata(doc, plan, lineage),
         },
         check_results=[check_result(ORIGINALS_CHECK, original_problems(plan, originals, checksums),
-                                    [f"{h.file}: held back ({h.reason})" for h in held], drop=plan.drop)],
+                                    [f"{h.file}: held back ({h.reason})" for h in held_back], drop=plan.drop)],
     )

@@ -18,12 +18,16 @@ from pydantic import BaseModel
 from dropsync_dagster.core.archive_stream import OnBytes, StreamOutcome, stream_archive, write_all
 from dropsync_dagster.core.discovery import TEMP_MARKER
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError, UnsafePathError
-from dropsync_dagster.core.gpg import find_gpg, recipient_fingerprints, wrap_key
+from dropsync_dagster.core.gpg import Gpg, find_gpg, recipient_fingerprints, wrap_key
 from dropsync_dagster.core.hashing import hash_file
 from dropsync_dagster.core.model import Digests
-from dropsync_dagster.core.sidecars import StagedFile, fsync_dir, make_parents, remove_stale_temps
+from dropsync_dagster.core.confined import open_root
+from dropsync_dagster.core.staging import StagedFile, sweep
+from dropsync_dagster.core.testhooks import hook
 
 KEY_BYTES = 32
+FOLDER_MODE = 0o700  # archive and key folders: only the service account lists them
+FILE_MODE = 0o600  # archives, their indexes and wrapped keys: only the service account reads them
 _SAFE_DROP = re.compile(r"[A-Za-z0-9._-]+")
 _FINAL = re.compile(r"(?P<drop>.+)\.g(?P<gen>[1-9][0-9]*)\.(?P<kind>tar\.gpg|key\.gpg|members\.json)")
 
@@ -72,12 +76,22 @@ def select_members(drop_dir: Path, exclusions: Sequence[str], planned: Collectio
             if TEMP_MARKER in name or not stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
                 continue
             rel = prefix + name
+            if not _utf8(rel):
+                continue  # held `bad_name` and never moved; a members index is JSON text
             pattern = excluding_pattern(rel, exclusions)
             if pattern is None:
                 members.append(rel)
             elif rel in planned:
                 raise ConfigError(f"archive.tar_exclusions: pattern '{pattern}' excludes planned file {rel}")
     return sorted(members)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def excluding_pattern(relpath: str, exclusions: Sequence[str]) -> str | None:
@@ -124,22 +138,48 @@ def write_archive(
     on_bytes: OnBytes | None = None,
     *,
     new_key: Callable[[], bytes] = lambda: secrets.token_bytes(KEY_BYTES),
+    guard: Callable[[], None] | None = None,
 ) -> ArchiveResult:
     """Archive the members earlier generations lack as a new, validated generation of `drop`.
-    `expected` maps planned files to their BLAKE3 from the checksum step; `new_key` exists for tests."""
+    `expected` maps planned files to their BLAKE3 from the checksum step; `new_key` exists for tests.
+    Files are written 0600 through descriptors of the 0700 archive and key folders; `guard`
+    re-checks the run's claim right before each file is published."""
     drop_dir, archive_dir, key_dir = Path(drop_dir), Path(archive_dir), Path(key_dir)
     _check_drop(drop)
     fingerprints = recipient_fingerprints(recipients, gnupghome)
     gpg = find_gpg(gnupghome)
     members = sorted(set(members))
     member_expected = _expected_by_member(drop_dir, drop, members, expected)
-    delta = _delta(drop_dir, members, member_expected, _archived_digests(list_generations(archive_dir, drop)))
-    if not delta:
-        return ArchiveResult(drop=drop, nothing_to_archive=True, recipient_fingerprints=fingerprints)
+    folders = [_open_private(archive_dir), _open_private(key_dir)]
+    try:
+        for fd in folders:
+            sweep(fd, f".{drop}.g")  # a killed run's temporaries, even when nothing is new
+        delta = _delta(drop_dir, members, member_expected, _archived_digests(list_generations(archive_dir, drop)))
+        if not delta:
+            return ArchiveResult(drop=drop, nothing_to_archive=True, recipient_fingerprints=fingerprints)
+        return _write_generation(
+            drop_dir, drop, delta, member_expected, archive_dir, key_dir, folders, fingerprints, gpg, on_bytes,
+            new_key, guard,
+        )
+    finally:
+        for fd in folders:
+            os.close(fd)
 
-    for folder in (archive_dir, key_dir):
-        make_parents(folder)
-        remove_stale_temps(folder, f".{drop}.g")
+
+def _open_private(folder: Path) -> int:
+    """The folder (made if missing, mode 0700), opened without following a link at its name."""
+    os.makedirs(folder, mode=FOLDER_MODE, exist_ok=True)
+    fd = open_root(folder)
+    os.fchmod(fd, FOLDER_MODE)
+    return fd
+
+
+def _write_generation(
+    drop_dir: Path, drop: str, delta: list[str], member_expected: dict[str, str], archive_dir: Path, key_dir: Path,
+    folders: list[int], fingerprints: list[str], gpg: Gpg, on_bytes: OnBytes | None, new_key: Callable[[], bytes],
+    guard: Callable[[], None] | None,
+) -> ArchiveResult:
+    archive_fd, key_fd = folders
     gen = 1 + max([0, *_generations_on_disk(archive_dir, drop), *_generations_on_disk(key_dir, drop)])
     archive = archive_dir / f"{drop}.g{gen}.tar.gpg"
     key = key_dir / f"{drop}.g{gen}.key.gpg"
@@ -149,14 +189,15 @@ def write_archive(
         raise ConfigError(f"{drop}: an archive key must be {KEY_BYTES} bytes, got {len(raw_key)}")
     passphrase = raw_key.hex()  # hex: gpg cuts a raw passphrase at its first newline byte
 
-    staged = [StagedFile.create(key), StagedFile.create(archive), StagedFile.create(index)]
-    key_tmp, archive_tmp, index_tmp = staged
+    staged: list[StagedFile] = []
     try:
+        staged = [StagedFile.create_in(fd, final, FILE_MODE) for fd, final in ((key_fd, key), (archive_fd, archive), (archive_fd, index))]
+        key_tmp, archive_tmp, index_tmp = staged
         # Wrap first: an archive nobody can unwrap must never be written, let alone published.
         _write_durably(key_tmp, wrap_key(gpg, passphrase, fingerprints, key.name))
         outcome = stream_archive(
             drop_dir, delta, {m: member_expected[m] for m in delta if m in member_expected},
-            archive_tmp.fd, passphrase, gpg, on_bytes=on_bytes, label=f"{drop}: {archive}",
+            archive_tmp.fd, passphrase, gpg, on_bytes=on_bytes, label=f"{drop}: {archive}", drop=drop,
         )
         record = ArchiveGeneration(
             drop=drop, generation=gen, archive_path=str(archive), key_path=str(key),
@@ -165,9 +206,13 @@ def write_archive(
         )
         _write_durably(index_tmp, record.model_dump_json(indent=1, exclude_none=True).encode())
         # The key, then the index, are durable before the archive appears: it always has both.
+        if guard is not None:
+            guard()
         for temp, final in ((key_tmp, key), (index_tmp, index), (archive_tmp, archive)):
+            if guard is not None:
+                guard()
             _publish(temp, final)
-            fsync_dir(final.parent)
+        hook("archive_published", path=archive)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DropsyncError(f"{drop}: disk full writing archive to {archive_dir} or {key_dir}") from exc
@@ -185,12 +230,13 @@ def _write_durably(temp: StagedFile, data: bytes) -> None:
 
 
 def _publish(temp: StagedFile, final: Path) -> None:
-    """Give `temp` its final name without ever replacing an existing file."""
+    """Give `temp` its final name in its folder without ever replacing an existing file."""
     try:
-        os.link(temp.path, final, follow_symlinks=False)
+        temp.link_to(final.name)
     except FileExistsError as exc:
         raise DropsyncError(f"refusing to overwrite {final}") from exc
     temp.discard()
+    os.fsync(temp.folder_fd)
 
 
 def _result(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dropsync_dagster.core import progress
@@ -11,8 +12,10 @@ from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult
 
 
-def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy) -> ArchiveStepResult:
-    """Archive what earlier generations lack; a disabled archive is recorded with its reason."""
+def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
+                 guard: Callable[[], None] | None = None) -> ArchiveStepResult:
+    """Archive what earlier generations lack; a disabled archive is recorded with its reason.
+    `guard` re-checks the run's claim right before a generation is published."""
     enabled, why = policy.decide(plan.config.archive)
     if not enabled:
         return ArchiveStepResult(drop=plan.drop, enabled=False, why=why)
@@ -24,7 +27,7 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy) 
     with progress.task(f"archiving {plan.drop}", total) as on_bytes:
         written = write_archive(
             drop_dir, plan.drop, members, expected, policy.archive_dir, policy.key_dir,
-            list(policy.recipients), policy.gnupghome, on_bytes=on_bytes,
+            list(policy.recipients), policy.gnupghome, on_bytes=on_bytes, guard=guard,
         )
     return ArchiveStepResult(
         drop=plan.drop,

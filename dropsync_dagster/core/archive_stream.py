@@ -21,6 +21,7 @@ from blake3 import blake3
 from dropsync_dagster.core.errors import DropsyncError, IntegrityError
 from dropsync_dagster.core.gpg import Gpg, last_line, passphrase_fd
 from dropsync_dagster.core.model import Digests
+from dropsync_dagster.core.testhooks import hook
 
 CHUNK = 1024 * 1024  # bytes per read, hash update and pipe write
 _FOLLOW_PAUSE = 0.005  # seconds the follower waits when it has caught up with gpg's writes
@@ -50,13 +51,14 @@ def stream_archive(
     validate: bool = True,
     on_bytes: OnBytes | None = None,
     label: str = "archive",
+    drop: str = "",
 ) -> StreamOutcome:
     """Encrypt a tar of `members` into `out_fd` (a readable, empty file; fsynced); with `validate`,
     decrypt it concurrently and require every member's BLAKE3 to match what was written and `expected`."""
     started = time.monotonic()
     check = _Validation(gpg, out_fd, passphrase, label) if validate else None
     try:
-        written = _encrypt(drop_dir, members, expected, out_fd, passphrase, gpg, on_bytes, label)
+        written = _encrypt(drop_dir, members, expected, out_fd, passphrase, gpg, on_bytes, label, drop)
     except BaseException:
         if check is not None:
             check.abort()
@@ -73,7 +75,7 @@ def stream_archive(
 
 def _encrypt(
     drop_dir: Path, members: Sequence[str], expected: Mapping[str, str], out_fd: int, passphrase: str, gpg: Gpg,
-    on_bytes: OnBytes | None, label: str,
+    on_bytes: OnBytes | None, label: str, drop: str,
 ) -> dict[str, Digests]:
     """Run `gpg --symmetric` writing to `out_fd` and feed it the tar through a pipe."""
     with tempfile.TemporaryFile() as err:
@@ -84,7 +86,7 @@ def _encrypt(
                 stdin=subprocess.PIPE, stdout=out_fd, stderr=err, pass_fds=(pfd,), bufsize=0,
             )
         try:
-            written = _write_tar(enc.stdin.fileno(), drop_dir, members, expected, on_bytes)
+            written = _write_tar(enc.stdin.fileno(), drop_dir, members, expected, on_bytes, drop)
             enc.stdin.close()
         except BrokenPipeError:
             enc.wait()  # gpg stopped reading: its own message says why (a full disk, usually)
@@ -115,14 +117,15 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def _write_tar(
-    out: int, drop_dir: Path, members: Sequence[str], expected: Mapping[str, str], on_bytes: OnBytes | None
+    out: int, drop_dir: Path, members: Sequence[str], expected: Mapping[str, str], on_bytes: OnBytes | None,
+    drop: str = "",
 ) -> dict[str, Digests]:
     """Write a POSIX (pax) tar of `members` to the pipe `out`, hashing each file as it is written."""
     view = memoryview(bytearray(CHUNK))
     written: dict[str, Digests] = {}
     offset = 0
     for rel in members:
-        fd = os.open(drop_dir / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(drop_dir / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
@@ -145,6 +148,8 @@ def _write_tar(
         write_all(out, tarfile.NUL * padding)
         offset += len(header) + before.st_size + padding
         written[rel] = Digests(size=before.st_size, blake3=digest)
+        if len(written) == 1:
+            hook("archive_encrypting", drop=drop)  # gpg is running, one member is in
     # End of archive: two zero blocks, then zeros up to a whole record, as tar(1) writes it.
     trailer = 2 * tarfile.BLOCKSIZE
     trailer += -(offset + trailer) % tarfile.RECORDSIZE

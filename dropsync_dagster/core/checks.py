@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from dropsync_dagster.core.hashing import hash_files
-from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.model import Plan, Reason
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, OriginalsResult
 
 
@@ -48,7 +48,7 @@ def original_problems(plan: Plan, originals: OriginalsResult, checksums: Checksu
                 problems.append(f"{entry.relpath}: missing from both the drop and {entry.processed}")
             else:
                 moved.append((entry.relpath, Path(entry.processed)))
-        elif not in_drop:
+        elif not in_drop and entry.reason is not Reason.BAD_NAME:  # its path is shown escaped
             problems.append(f"{entry.relpath}: left the drop without a recorded move")
         elif move is None or move.reason is None and entry.reason is None:
             problems.append(f"{entry.relpath}: still in the drop with no reason")

@@ -6,13 +6,14 @@ Errors are one line naming the file, the key path and the line: `sync.yml:7: fie
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
+from dropsync_dagster.core.config_yaml import parse_yaml, read_config_text
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.templating import FIELD_FUNCTIONS, placeholders
 
@@ -67,6 +68,13 @@ class MetadataSource(_Model):
     path: str | None = None
     sheet: str | None = None
     delimiter: str = ","
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in '\r\n"\0':
+            raise ValueError("a delimiter is one character, not a quote, newline or NUL")
+        return value
 
 
 class MatchRule(_Model):
@@ -166,9 +174,9 @@ class SyncConfig(_Model):
         return value
 
     @property
-    def regex(self) -> re.Pattern[str]:
-        """The compiled `drop_filename_regex` (validated at load)."""
-        return re.compile(self.drop_filename_regex)
+    def regex(self) -> BoundedPattern:
+        """The compiled `drop_filename_regex` (validated at load), each match time-bounded."""
+        return compile_bounded(self.drop_filename_regex, "drop_filename_regex")
 
     def file_list_field(self) -> str | None:
         """The field with role `file_list`, if any."""
@@ -182,19 +190,9 @@ class SyncConfig(_Model):
 
 
 def load_config(path: Path) -> SyncConfig:
-    """Load and validate a `sync.yml`; any problem is one ConfigError line with file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from exc
+    """Load and validate a `sync.yml`; any problem is one ConfigError line with file:line.
+    Bounded (see config_yaml.py): a regular file of at most 1 MiB, aliases budgeted, no duplicate keys."""
+    data, root = parse_yaml(path, read_config_text(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of keys, got {type(data).__name__}")
     lines = _key_lines(root)
@@ -287,19 +285,21 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) -> None:
     """Checks pydantic cannot express: regexes compile, every placeholder has a provider."""
 
-    def fail(loc: tuple, message: str) -> None:
-        raise ConfigError(f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}: {message}")
+    def where(loc: tuple) -> str:
+        return f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}"
 
-    try:
-        regex = re.compile(config.drop_filename_regex)
-    except re.error as exc:
-        fail(("drop_filename_regex",), f"invalid regex: {exc}")
-    variables = set(regex.groupindex)
+    def fail(loc: tuple, message: str) -> NoReturn:
+        raise ConfigError(f"{where(loc)}: {message}")
+
+    for key in ("repository_folder", "processed_folder", "processed_rebase_from"):
+        if "\0" in (getattr(config, key) or ""):
+            fail((key,), "a path may not contain a NUL byte")
+    for i, source in enumerate(config.metadata_sources):
+        if source.path is not None and "\0" in source.path:
+            fail(("metadata_sources", i, "path"), "a path may not contain a NUL byte")
+    variables = _groups(where(("drop_filename_regex",)), config.drop_filename_regex)
     for i, rule in enumerate(config.metadata_derive):
-        try:
-            variables |= set(re.compile(rule.regex).groupindex)
-        except re.error as exc:
-            fail(("metadata_derive", i, "regex"), f"invalid regex: {exc}")
+        variables |= _groups(where(("metadata_derive", i, "regex")), rule.regex)
     sources = {s.name for s in config.metadata_sources}
     for i, rule in enumerate([*(config.metadata_match.search if config.metadata_match else []), *config.metadata_derive]):
         if rule.source not in sources:
@@ -342,3 +342,14 @@ def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) ->
             fail(("metadata_sources", i), "a labkey source needs host and container (or a top-level labkey section)")
         if source.type in ("csv", "excel") and not source.path:
             fail(("metadata_sources", i), f"a {source.type} source needs a path")
+
+
+def _groups(where: str, pattern: str) -> set[str]:
+    """The named groups of a sync.yml regex; a bad or oversized one, or a group shadowing a
+    built-in placeholder, is a ConfigError starting with `where` (file:line: key)."""
+    groups = set(compile_bounded(pattern, where).groupindex)
+    clash = sorted(groups & PATH_BUILTINS)
+    if clash:
+        raise ConfigError(f"{where}: group name <{clash[0]}> is a built-in placeholder "
+                          "(run, hash, today); rename the group")
+    return groups

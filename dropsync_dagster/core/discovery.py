@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.settings import DropRoot, Settings
 
 SIDECAR_SUFFIXES = (".md5", ".blake3")
 TEMP_MARKER = ".dropsync-tmp"
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+NAME_MAX = 255  # bytes in one name
+PATH_MAX = 4096  # bytes in a path, with its NUL
+_LONGEST_SIDECAR = len(".blake3")
 
 
 @dataclass(frozen=True)
@@ -31,18 +38,29 @@ class DropFolder:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file matched by `drop_filename_filter`."""
+    """A file matched by `drop_filename_filter`, with its identity from one `lstat`, or an
+    entry held before anything reads it (`held`): a symlink or special file (`unsafe_path`), a
+    folder that cannot be listed (`unreadable`), a name that is not UTF-8 or too long (`bad_name`;
+    its relpath and source are then shown escaped, and never opened)."""
 
     relpath: str
     source: str  # absolute path as text: a Path per file was a planning hot spot
     size: int
     mtime: float
-    escapes: bool  # a symlink whose target lies outside the drop
+    device: int = 0
+    inode: int = 0
+    ctime: float = 0.0
+    held: Reason | None = None
 
     @property
     def path(self) -> Path:
         """The file's path."""
         return Path(self.source)
+
+    @property
+    def escapes(self) -> bool:
+        """True when the entry is never read (a symlink or special file)."""
+        return self.held is Reason.UNSAFE_PATH
 
 
 class Readiness(StrEnum):
@@ -99,34 +117,56 @@ def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | N
     if present:
         return Readiness.READY
     if quiet_seconds is not None:
-        newest = max((e.stat().st_mtime for e in _walk_files(path)), default=0.0)
+        newest = max((e.stat(follow_symlinks=False).st_mtime for e in _walk_files(path)), default=0.0)
         if (time.time() if now is None else now) - newest >= quiet_seconds:
             return Readiness.READY
     return Readiness.WAITING
 
 
 def candidate_files(drop_dir: Path, pattern: str) -> list[Candidate]:
-    """Files under the drop matching the glob; sidecars, `sync.yml` and our temps never are."""
+    """Files under the drop matching the glob; sidecars, `sync.yml` and our temps never are.
+    Symlinks (inside the drop or not) and special files are held `unsafe_path`, folders that
+    cannot be listed `unreadable` (whatever the glob), odd names `bad_name`."""
     regex = glob_regex(pattern)
     root = str(drop_dir)
-    real_root = os.path.realpath(root)
     skip = len(os.path.join(root, ""))  # entry paths are root + "/" + relpath (os.relpath is slow)
     out: list[Candidate] = []
-    for entry in _walk_files(drop_dir):
+    for entry in _walk_files(drop_dir, out, skip):
         rel = entry.path[skip:].replace(os.sep, "/")
         if rel == CONFIG_NAME or rel.endswith(SIDECAR_SUFFIXES) or TEMP_MARKER in entry.name:
             continue
         if not regex.fullmatch(rel):
             continue
-        escapes = False
-        if entry.is_symlink():
-            target = os.path.realpath(entry.path)
-            # A dangling link counts as escaping: there is nothing inside the drop to copy.
-            escapes = not target.startswith(real_root + os.sep) or not os.path.isfile(target)
-        st = entry.stat(follow_symlinks=not escapes)
-        out.append(Candidate(rel, entry.path, st.st_size, st.st_mtime, escapes))
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since it was listed
+        out.append(_candidate(rel, entry.path, entry.name, st))
     out.sort(key=lambda c: c.relpath)
     return out
+
+
+def _candidate(rel: str, path: str, name: str, st: os.stat_result) -> Candidate:
+    held = None
+    if not stat.S_ISREG(st.st_mode):
+        held = Reason.UNSAFE_PATH  # a symlink, FIFO, socket or device is never opened
+    if _bad_name(path, name):
+        held, rel, path = Reason.BAD_NAME, printable(rel), printable(path)
+    return Candidate(rel, path, st.st_size, st.st_mtime, st.st_dev, st.st_ino, st.st_ctime, held)
+
+
+def _bad_name(path: str, name: str) -> bool:
+    """Not UTF-8, too long for its sidecar's name, or a path over PATH_MAX."""
+    try:
+        encoded, path_bytes = name.encode("utf-8"), path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return len(encoded) + _LONGEST_SIDECAR > NAME_MAX or len(path_bytes) >= PATH_MAX
+
+
+def printable(text: str) -> str:
+    """A file name as valid UTF-8 text: undecodable bytes shown as `\\xNN`."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def fingerprint(candidates: list[Candidate]) -> str:
@@ -137,26 +177,40 @@ def fingerprint(candidates: list[Candidate]) -> str:
     return h.hexdigest()
 
 
-def _walk_files(top: Path):
-    """Every file entry below `top`, never descending through a symlinked folder."""
+def _walk_files(top: Path, held: list[Candidate] | None = None, skip: int = 0):
+    """Every non-folder entry below `top`, never descending through a symlinked folder. A folder
+    that cannot be listed is added to `held` as `unreadable` (`bad_name` when its path is too
+    long), or raises when no `held` list is given."""
     stack = [str(top)]
     while stack:
-        with os.scandir(stack.pop()) as it:
+        folder = stack.pop()
+        try:
+            it = os.scandir(folder)
+        except OSError as err:
+            if held is None or folder == str(top):
+                raise
+            reason = Reason.BAD_NAME if err.errno == errno.ENAMETOOLONG else Reason.UNREADABLE
+            held.append(Candidate(printable(folder[skip:].replace(os.sep, "/")), printable(folder), 0, 0.0, held=reason))
+            continue
+        with it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                else:
                     yield entry
 
 
 @lru_cache(maxsize=64)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob with `**` (any depth, including none) into a regex on `/` paths."""
+def glob_regex(pattern: str) -> BoundedPattern:
+    """Translate a glob with `**` (any depth, including none) into a regex on `/` paths; each
+    match is time-bounded and an invalid class like `[z-a]` is a ConfigError (the glob is
+    sync.yml's `drop_filename_filter`: untrusted)."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
             out.append("(?:.*/)?")
-            i += 3
+            while pattern.startswith("**/", i):  # `**/**/` is `**/`; repeated, it backtracks for ages
+                i += 3
         elif pattern.startswith("**", i):
             out.append(".*")
             i += 2
@@ -178,7 +232,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out))
+    return compile_bounded("".join(out), f"drop_filename_filter {pattern!r}")
 
 
 def key_of(settings: Settings, drop: str) -> str:

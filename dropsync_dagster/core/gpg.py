@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError
-from dropsync_dagster.core.sidecars import write_atomic
+from dropsync_dagster.core.staging import write_atomic
 
 MIN_VERSION = (2, 1)  # loopback pinentry, needed to feed a passphrase through a descriptor
 NO_SYMKEY_CACHE_SINCE = (2, 2, 7)  # older gpg cannot keep symmetric passphrases out of the agent
@@ -159,7 +159,7 @@ def rewrap_key(key_file: Path, recipients: Sequence[str], gnupghome: str | None 
     key_file = Path(key_file)
     fingerprints = recipient_fingerprints(recipients, gnupghome)
     passphrase = unwrap_key(key_file, gnupghome)
-    write_atomic(key_file, wrap_key(find_gpg(gnupghome), passphrase, fingerprints, key_file.name))
+    write_atomic(key_file, wrap_key(find_gpg(gnupghome), passphrase, fingerprints, key_file.name), mode=0o600)
     return fingerprints
 
 

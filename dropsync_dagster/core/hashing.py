@@ -8,13 +8,24 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import IntegrityError
-from dropsync_dagster.core.model import Digests
+from dropsync_dagster.core.model import Digests, Identity, Reason
+from dropsync_dagster.core.sources import HeldFile, identity_of, open_source
 
 OnBytes = Callable[[int], None]
+T = TypeVar("T")
+
+
+class Hashed(NamedTuple):
+    """One planned source hashed: its digests and identity, or why it is held."""
+
+    digests: Digests | None
+    identity: Identity | None
+    reason: Reason | None = None
 
 BUFFER_SIZE = 8 * 1024 * 1024  # one reused buffer per thread
 THREADED_HASH_FROM = 64 * 1024 * 1024  # BLAKE3's own threads pay off only on big files
@@ -37,7 +48,7 @@ def hash_file(path: Path, want_md5: bool, on_bytes: OnBytes | None = None) -> Di
 def open_read(path: Path) -> int:
     """An O_RDONLY descriptor; an unreadable file is an IntegrityError naming it."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks
     except OSError as err:
         raise IntegrityError(f"cannot read {path}: {err.strerror}") from err
 
@@ -49,31 +60,58 @@ def hash_files(
 ) -> dict[Path, Digests]:
     """`hash_file` over many files in parallel threads; the first error propagates, naming its file.
     `on_bytes` may be called from several threads at once."""
+    jobs = [(path, (path, md5)) for path, md5 in paths_and_flags]
+    return _in_threads(jobs, lambda job: hash_file(job[0], job[1], on_bytes), workers)
 
-    def run(batch: list[tuple[Path, bool]]) -> list[tuple[Path, Digests]]:
-        return [(path, hash_file(path, md5, on_bytes)) for path, md5 in batch]
+
+def hash_source(path: Path, want_md5: bool, planned: Identity | None, on_bytes: OnBytes | None = None) -> Hashed:
+    """Digests and identity of a planned source, read only when it is still the planned regular
+    file (no link followed, no FIFO opened blocking); otherwise why it is held."""
+    try:
+        fd, st = open_source(path, planned)
+    except HeldFile as held:
+        return Hashed(None, None, held.reason)
+    try:
+        return Hashed(hash_fd(fd, want_md5, on_bytes, path), identity_of(st))
+    except IntegrityError:
+        return Hashed(None, None, Reason.UNREADABLE)  # a read error (EIO) part-way through
+    finally:
+        os.close(fd)
+
+
+def hash_sources(
+    jobs: Sequence[tuple[Path, bool, Identity | None]], workers: int = DEFAULT_WORKERS, on_bytes: OnBytes | None = None
+) -> dict[Path, Hashed]:
+    """`hash_source` over many files in parallel threads; a held file never stops the others."""
+    keyed = [(path, (path, md5, planned)) for path, md5, planned in jobs]
+    return _in_threads(keyed, lambda job: hash_source(*job, on_bytes), workers)
+
+
+def _in_threads(jobs: Sequence[tuple[Path, tuple]], work: Callable[[tuple], T], workers: int) -> dict[Path, T]:
+    def run(batch: list[tuple[Path, tuple]]) -> list[tuple[Path, T]]:
+        return [(path, work(job)) for path, job in batch]
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
-        futures = [pool.submit(run, batch) for batch in _batches(paths_and_flags)]
+        futures = [pool.submit(run, batch) for batch in _batches(jobs)]
         try:
             for future in as_completed(futures):
                 future.result()
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-    return {path: digests for future in futures for path, digests in future.result()}
+    return {path: result for future in futures for path, result in future.result()}
 
 
-def _batches(items: Sequence[tuple[Path, bool]]) -> Iterator[list[tuple[Path, bool]]]:
+def _batches(items: Sequence[tuple[Path, tuple]]) -> Iterator[list[tuple[Path, tuple]]]:
     """Tasks of about BATCH_BYTES each: a thread hand-off costs more than hashing a small file
     from the page cache (10,000 x 16 KiB: 0.1 s in one thread, 0.6 s as one task per file)."""
-    batch: list[tuple[Path, bool]] = []
+    batch: list[tuple[Path, tuple]] = []
     size = 0
     for item in items:
         try:
-            size += os.stat(item[0]).st_size
+            size += os.stat(item[0], follow_symlinks=False).st_size
         except OSError:
-            size += BATCH_BYTES  # let hash_file report it, in a batch of its own
+            size += BATCH_BYTES  # let the worker report it, in a batch of its own
         batch.append(item)
         if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
             yield batch

@@ -69,9 +69,11 @@ def _reason(
 
 def _digests(entry: PlanEntry, checksum: FileChecksum | None, reason: str) -> tuple[str, str]:
     """(expected, actual) for reasons a digest explains: the `.md5` sidecar against the bytes read."""
-    if reason == Reason.MD5_MISMATCH and checksum is not None:
+    if checksum is None or checksum.digests is None:
+        return "", ""  # held before it was read: no digest explains it
+    if reason == Reason.MD5_MISMATCH:
         return f"md5 {_short(checksum.expected_md5)}", f"md5 {_short(checksum.digests.md5)}"
-    if reason == Reason.TARGET_CONFLICT and checksum is not None:
+    if reason == Reason.TARGET_CONFLICT:
         return f"blake3 {_short(checksum.digests.blake3)}", "a different file at the target"
     return "", ""
 

@@ -142,6 +142,7 @@ class LabKeyClient:
         self.lookup_values = lookup_values
         self.lookup_bytes = lookup_bytes
         self._credentials = credentials_source(connection, key)
+        self._secrets = (key,)  # redacted from every error text
         self._api = APIWrapper(connection.host, connection.container, connection.context,
                                use_ssl=connection.use_ssl, api_key=key)
         adapter = _DefaultTimeoutAdapter(retry.timeout)
@@ -157,7 +158,7 @@ class LabKeyClient:
     def _call(self, what: str, call: Callable[[], Any], idempotent: bool = True,
               missing_row: bool = False) -> Any:
         return call_labkey(f"LabKey {what} in {self.connection.url}", call, self.retry, self._credentials,
-                           idempotent, missing_row)
+                           idempotent, missing_row, secrets=self._secrets)
 
     def table_info(self, schema: str, table: str) -> TableInfo:
         """Columns (name, caption) and key column of `schema.table`, fetched once per client."""

@@ -205,7 +205,8 @@ def plan_drop(folder: DropFolder, config: SyncConfig, settings: Settings, make_c
     clients = ClientPool(make_client)
     metadata = None
     if config.metadata_match is not None and config.metadata_match.search:
-        metadata = DropMetadata.from_config(config, Path(folder.path), render, make_client=clients)
+        metadata = DropMetadata.from_config(config, Path(folder.path), render, make_client=clients,
+                                            readable=settings.metadata_readable())
     presence = LabKeyPresence(config, clients) if writeback_configured(config) else None
     return make_plan(folder, config, settings, now=now or datetime.now(timezone.utc),
                      metadata=metadata, presence=presence)

@@ -6,6 +6,11 @@ the step runs again for the same plan (a retry or re-execution after a failed or
 insert), planned creates are looked up again first, so rows that did land are updated, not
 inserted twice; a new run re-plans, and its presence check does the same. Updates that would
 change nothing are not sent.
+
+Writes are idempotent within one attempt too: an insert batch that failed after it was sent (a
+5xx, a dropped connection, a timeout: the server may have committed it) is never resent blindly;
+the batch's presence keys are read again and only the rows still missing are inserted. The
+run's claim is re-checked (`guard`) right before every batch is sent.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.gates import COPY_DONE, move_gate
 from dropsync_dagster.core.labkey_columns import normalize_field, row_value
 from dropsync_dagster.core.labkey_plan import WritebackTable, writeback_groups
+from dropsync_dagster.core.labkey_transport import UnconfirmedWrite
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileRecord, LabKeyResult
+from dropsync_dagster.core.testhooks import hook
 from dropsync_dagster.core.writeback import (
     AUTO_TARGET,
     RowBuilder,
@@ -31,22 +38,27 @@ from dropsync_dagster.core.writeback import (
 )
 
 Groups = dict[str, list[PlanEntry]]
+Rows = list[tuple[list[PlanEntry], dict[str, Any]]]
+Guard = Callable[[], None]
 _DONE = {"update": "updated", "insert": "inserted"}
 
 
 def not_configured(plan: Plan, why: str) -> LabKeyResult:
     """The result of a drop that writes no rows."""
-    return LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=False, why=why, complete=True)
+    return LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, plan_id=plan.plan_id, configured=False,
+                        why=why, complete=True)
 
 
 def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, table: WritebackTable,
-                  on_progress: Callable[[LabKeyResult], None], previous: LabKeyResult | None = None) -> LabKeyResult:
+                  on_progress: Callable[[LabKeyResult], None], previous: LabKeyResult | None = None,
+                  guard: Guard | None = None) -> LabKeyResult:
     """Update existing rows (by key) and insert new ones for every copied file; returns row ids.
 
     `previous`: this step's last result; when it is for the same plan, an earlier attempt may have
-    written rows since planning, so planned creates are looked up again first."""
+    written rows since planning, so planned creates are looked up again first. `guard` re-checks
+    the run's claim right before each batch is sent."""
     started = time.monotonic()
-    result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True,
+    result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, plan_id=plan.plan_id, configured=True,
                           table=table.info.label, key_column=table.key)
 
     def not_copied(entry: PlanEntry) -> Reason | None:  # the copy-level gates only
@@ -56,7 +68,7 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     creates = _copied(plan, WriteAction.CREATE, not_copied, result)
     md5s = _md5s(plan, checksums, [e for g in (*updates.values(), *creates.values()) for e in g])
     existing = {k: (g[0].labkey_row or {}) for k, g in updates.items()}
-    if creates and previous is not None and previous.plan_created_at == plan.created_at:
+    if creates and previous is not None and previous.plan_id == plan.plan_id:
         _look_again(table, creates, updates, existing, result)
     builder = RowBuilder.of(plan.config, plan.created_at)
     changed: list[tuple[list[PlanEntry], dict[str, Any]]] = []
@@ -70,8 +82,8 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     inserts = [(members, builder.group_row(members, md5s)) for members in creates.values()]
     on_progress(result)  # before the first write: a later attempt of this plan knows to look again
     try:
-        _write(table, "update", changed, result)
-        _write(table, "insert", inserts, result)
+        _write(table, "update", changed, result, guard)
+        _write(table, "insert", inserts, result, guard)
         result.complete = True
     finally:  # also after a failure: the rows that landed are named in the result
         result.seconds = time.monotonic() - started
@@ -132,21 +144,57 @@ def _record(result: LabKeyResult, members: list[PlanEntry], action: str, row_id:
     setattr(result, action, getattr(result, action) + 1)  # the inserted/updated/unchanged counters
 
 
-def _write(table: WritebackTable, command: str, rows: list[tuple[list[PlanEntry], dict[str, Any]]],
-           result: LabKeyResult) -> None:
-    """Send rows in batches; each batch's returned keys are recorded as it lands."""
-    if not rows:
-        return
-    written = 0
+def _write(table: WritebackTable, command: str, rows: Rows, result: LabKeyResult, guard: Guard | None) -> None:
+    """Send rows in batches, each right after the claim is re-checked; inserts never twice."""
+    size = table.client.write_batch
+    for start in range(0, len(rows), size):
+        batch = rows[start:start + size]
+        if command == "insert":
+            _insert_once(table, batch, result, guard)
+        else:
+            _send(table, command, batch, result, guard)
 
-    def landed(batch: list[dict[str, Any]]) -> None:
-        nonlocal written
-        for (members, _), stored in zip(rows[written:written + len(batch)], batch):
-            _record(result, members, _DONE[command], row_value(stored, table.key) if table.key else None)
-        written += len(batch)
 
+def _send(table: WritebackTable, command: str, batch: Rows, result: LabKeyResult, guard: Guard | None) -> None:
+    """One batch, one request; the returned keys are recorded as it lands."""
+    if guard is not None:
+        guard()
     send = table.client.update_rows if command == "update" else table.client.insert_rows
-    send(table.schema, table.table, [row for _, row in rows], on_batch=landed)
+    stored = send(table.schema, table.table, [row for _, row in batch])
+    for (members, _), row in zip(batch, stored):
+        _record(result, members, _DONE[command], row_value(row, table.key) if table.key else None)
+    hook("labkey_written", drop=result.drop, command=command, rows=len(batch))
+
+
+def _insert_once(table: WritebackTable, batch: Rows, result: LabKeyResult, guard: Guard | None) -> None:
+    """Insert a batch; after an unconfirmed attempt, insert only the rows presence cannot find."""
+    attempts = table.client.retry.attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            _send(table, "insert", batch, result, guard)
+            return
+        except UnconfirmedWrite:
+            if attempt == attempts:
+                raise
+            time.sleep(table.client.retry.delay(attempt))
+            batch = _still_missing(table, batch, result)
+            if not batch:
+                return
+
+
+def _still_missing(table: WritebackTable, batch: Rows, result: LabKeyResult) -> Rows:
+    """Read the batch's presence keys again: rows that landed are recorded, two rows are held."""
+    found = table.lookup([members[0].presence_key or "" for members, _ in batch])
+    missing = []
+    for members, row in batch:
+        landed = found.get(members[0].presence_key or "", [])
+        if len(landed) > 1:
+            _hold(result, members, Reason.DUPLICATE_PRESENCE_KEY)
+        elif landed:
+            _record(result, members, "inserted", table.existing(landed[0])["key"])
+        else:
+            missing.append((members, row))
+    return missing
 
 
 def rows_problems(plan: Plan, copies: CopiesResult, result: LabKeyResult, table: WritebackTable) -> list[str]:
@@ -190,6 +238,6 @@ def recorded_files(plan: Plan, result: LabKeyResult | None) -> set[str] | None:
     complete write-back of *this* plan confirmed (a stale or partial result confirms nothing)."""
     if not writeback_configured(plan.config):
         return None
-    if result is None or not result.complete or result.plan_created_at != plan.created_at:
+    if result is None or not result.complete or result.plan_id != plan.plan_id:
         return set()
     return result.recorded()

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import requests
 from labkey.exceptions import (
@@ -26,15 +26,17 @@ from labkey.exceptions import (
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
+from dropsync_dagster.core.redact import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Statuses after which a transacted save is known not to have been applied: LabKey's save actions
-# run in one transaction (transacted=True is the client default) and roll back on an exception
-# (500); 503 means the request was not served. A 502/504, a dropped connection or a read timeout
-# may come after the server committed, so a non-idempotent insert is not retried after those.
-REJECTED_WHOLE = frozenset({500, 503})
+
+
+class UnconfirmedWrite(RefusedError):
+    """A write request reached LabKey and failed without proof that nothing was applied (a 5xx
+    after the server may have committed, a dropped connection, a timeout). Never sent again
+    blindly: the caller re-reads presence and writes only what is still missing."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,14 @@ def _never_reached(exc: requests.RequestException) -> bool:
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
-def classify(exc: Exception) -> Failure:
-    """Sort a client exception into a failure kind with a short detail, never the credentials."""
+def classify(exc: Exception, secrets: Sequence[str | None] = ()) -> Failure:
+    """Sort a client exception into a failure kind with a short detail, never the credentials:
+    the server's text is redacted (headers, URL user info and `secrets`, e.g. the API key)."""
+    failure = _classify(exc)
+    return Failure(failure.kind, failure.status, redact(failure.detail, secrets))
+
+
+def _classify(exc: Exception) -> Failure:
     if isinstance(exc, RequestAuthorizationError):
         return Failure("auth", 401, _server_text(exc))
     if isinstance(exc, QueryNotFoundError):
@@ -111,30 +119,32 @@ def classify(exc: Exception) -> Failure:
 
 
 def _retryable(failure: Failure, idempotent: bool) -> bool:
+    # A 500 may follow a commit (a proxy, a failure after the transaction): only a request that
+    # never reached the server is resent unless it is idempotent.
     if failure.kind == "unreached":
         return True
-    if failure.kind == "server":
-        return idempotent or failure.status in REJECTED_WHOLE
-    return failure.kind == "ambiguous" and idempotent
+    return idempotent and failure.kind in ("server", "ambiguous")
 
 
 def call_labkey(what: str, call: Callable[[], T], policy: RetryPolicy, credentials: str,
-                idempotent: bool = True, missing_row: bool = False) -> T:
+                idempotent: bool = True, missing_row: bool = False, secrets: Sequence[str | None] = ()) -> T:
     """Run one client call with retries; raise ConfigError/RefusedError with one line naming `what`.
 
     `credentials` describes where the key came from (never the key itself), for 401/403 messages.
     `missing_row`: a JSON 404 means a row is gone (updateRows), not a wrong container or table.
+    `secrets` (the API key) are redacted from every message, as are headers and URL user info.
     """
     for attempt in range(1, policy.attempts + 1):
         try:
             return call()
         except RequestError as exc:
-            failure = classify(exc)
+            failure = classify(exc, secrets)
             if missing_row and failure.kind == "config" and isinstance(exc, QueryNotFoundError):
                 failure = Failure("client", 404, failure.detail)
         except KeyError as exc:
             # The client raises a bare KeyError('CSRF') when whoami answers without a token (spec 1.4).
-            raise RefusedError(f"{what}: the server did not hand out a CSRF token ({exc}); is it a LabKey server?") from exc
+            raise RefusedError(f"{what}: the server did not hand out a CSRF token "
+                               f"({redact(str(exc), secrets)}); is it a LabKey server?") from exc
         if not _retryable(failure, idempotent) or attempt == policy.attempts:
             raise _final_error(what, failure, credentials, attempt, idempotent)
         wait = policy.delay(attempt)
@@ -152,9 +162,10 @@ def _final_error(what: str, failure: Failure, credentials: str, attempts: int, i
         return ConfigError(f"{what}: {failure.detail}{status}")
     if failure.kind == "unreached":
         return RefusedError(f"{what}: LabKey is unreachable{tries} ({failure.detail})")
-    if failure.kind == "ambiguous" and not idempotent:
-        return RefusedError(f"{what}: no answer from LabKey ({failure.detail}); the write may or may not "
-                            "have been applied, so it is not retried; re-plan the drop to see the table's state")
+    if failure.kind in ("ambiguous", "server") and not idempotent:
+        answer = f"LabKey failed{status}: {failure.detail}" if failure.kind == "server" else f"no answer from LabKey ({failure.detail})"
+        return UnconfirmedWrite(f"{what}: {answer}; the write may or may not have been applied, so it is not "
+                                "sent again blindly")
     if failure.kind == "ambiguous":
         return RefusedError(f"{what}: no answer from LabKey{tries} ({failure.detail})")
     return RefusedError(f"{what}: LabKey failed{status}{tries}: {failure.detail}")

@@ -8,18 +8,21 @@ Key templates are rendered by a callable handed in (templating lives in `core/te
 
 from __future__ import annotations
 
-import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from dropsync_dagster.core.bounded_regex import compile_bounded
 from dropsync_dagster.core.config import DeriveRule, MatchRule, MetadataSource, SyncConfig
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.layout import confined
 from dropsync_dagster.core.metadata_sources import MetadataTable, key_text, load_csv, load_excel, load_labkey
 from dropsync_dagster.core.model import Reason
 
 Render = Callable[[str, Mapping[str, str]], str]
+READABLE_NAMED = "the drop folder, DROPSYNC_ALLOWED_ROOTS and DROPSYNC_METADATA_ROOTS"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ def derive(variables: Mapping[str, str], rows: Mapping[str, Mapping[str, Any]], 
         row = rows.get(rule.source)
         if row is None:
             continue  # this file matched in another source
-        found = re.search(rule.regex, key_text(row.get(tables[rule.source].column(rule.field))))
+        pattern = compile_bounded(rule.regex, f"metadata_derive regex on {rule.source}.{rule.field}")
+        found = pattern.search(key_text(row.get(tables[rule.source].column(rule.field))))
         for name, value in (found.groupdict() if found else {}).items():
             if value is not None and name not in variables and name not in derived:
                 derived[name] = value
@@ -74,7 +78,8 @@ class DropMetadata:
     def __init__(self, sources: Sequence[MetadataSource], rules: Sequence[MatchRule], default_key_template: str | None,
                  derive_rules: Sequence[DeriveRule], required: bool, drop_folder: Path, render: Render,
                  labkey: LabKeyConnection | None = None,
-                 make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient) -> None:
+                 make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient,
+                 readable: Sequence[Path] = ()) -> None:
         self.sources = {s.name: s for s in sources}
         self.rules = list(rules)
         self.default_key_template = default_key_template
@@ -84,13 +89,17 @@ class DropMetadata:
         self.render = render
         self.labkey = labkey
         self.make_client = make_client
+        # CSV/Excel files are read only from the drop and these folders (allowed and metadata roots).
+        self.readable = (Path(os.path.realpath(drop_folder)), *readable)
         self._tables: dict[str, MetadataTable] | None = None
         self._clients: dict[LabKeyConnection, LabKeyClient] = {}
 
     @classmethod
     def from_config(cls, config: SyncConfig, drop_folder: Path, render: Render,
-                    make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient) -> "DropMetadata":
-        """From a drop's SyncConfig; `render(template, variables)` fills the key templates."""
+                    make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient,
+                    readable: Sequence[Path] = ()) -> "DropMetadata":
+        """From a drop's SyncConfig; `render(template, variables)` fills the key templates;
+        file sources are read from the drop and the `readable` folders only."""
         section = config.labkey.model_dump(by_alias=True) if config.labkey is not None else None
         match_section = config.metadata_match
         return cls(
@@ -99,7 +108,7 @@ class DropMetadata:
             default_key_template=match_section.key_template if match_section is not None else None,
             derive_rules=config.metadata_derive, required=config.metadata_required, drop_folder=drop_folder,
             render=render, labkey=LabKeyConnection.from_section(section) if section else None,
-            make_client=make_client)
+            make_client=make_client, readable=readable)
 
     def tables(self) -> dict[str, MetadataTable]:
         """Every source a rule uses, loaded once; unknown sources or fields -> ConfigError."""
@@ -122,10 +131,11 @@ class DropMetadata:
         if spec.type in ("csv", "excel"):
             if not spec.path:
                 raise ConfigError(f"metadata source '{spec.name}': a {spec.type} source needs a path")
-            path = self.drop_folder / spec.path  # an absolute path stays absolute
+            path = confined(self.drop_folder / spec.path,  # an absolute path stays absolute
+                            self.readable, f"metadata source '{spec.name}'", READABLE_NAMED)
             if spec.type == "csv":
-                return load_csv(spec.name, path, spec.delimiter)
-            return load_excel(spec.name, path, spec.sheet)
+                return load_csv(spec.name, path, spec.delimiter, within=self.readable)
+            return load_excel(spec.name, path, spec.sheet, within=self.readable)
         if not spec.schema_name or not spec.table:
             raise ConfigError(f"metadata source '{spec.name}': a labkey source needs schema and table")
         overrides = {k: getattr(spec, k) for k in ("host", "container", "context", "use_ssl")}

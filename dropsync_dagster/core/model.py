@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dropsync_dagster.core.config import SyncConfig
 
@@ -54,6 +55,24 @@ class Digests(BaseModel):
     md5: str | None = None
 
 
+class Identity(BaseModel):
+    """Which file a path named when it was read: a different one, or one changed since, differs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: int
+    inode: int
+    size: int
+    mtime: float
+    ctime: float | None = None  # recorded when hashed; the plan compares without it
+
+    def same_file(self, other: Identity) -> bool:
+        """Same device, inode, size and mtime — and ctime, when both know it."""
+        if (self.device, self.inode, self.size, self.mtime) != (other.device, other.inode, other.size, other.mtime):
+            return False
+        return self.ctime is None or other.ctime is None or self.ctime == other.ctime
+
+
 class PlanEntry(BaseModel):
     """One candidate file of a drop: where it goes and whether it may go there."""
 
@@ -63,6 +82,9 @@ class PlanEntry(BaseModel):
     source: str  # absolute source path
     size: int
     mtime: float
+    device: int | None = None  # identity from planning's lstat: every later read must find it
+    inode: int | None = None
+    ctime: float | None = None
     matched: bool  # did drop_filename_regex match
     variables: dict[str, str] = {}
     metadata: dict[str, dict[str, Any]] = {}  # source name -> matched row
@@ -77,6 +99,13 @@ class PlanEntry(BaseModel):
     presence_key: str | None = None
 
     @property
+    def identity(self) -> Identity | None:
+        """The planned file's identity (without ctime), or None for a plan that did not record it."""
+        if self.device is None or self.inode is None:
+            return None
+        return Identity(device=self.device, inode=self.inode, size=self.size, mtime=self.mtime)
+
+    @property
     def goes_ahead(self) -> bool:
         """True when no gate has stopped the file (`already_synced` continues)."""
         return self.matched and (self.reason is None or self.reason in CONTINUING_REASONS)
@@ -88,6 +117,8 @@ class Plan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     drop: str  # partition key
+    # Names this plan: every step result carries it, and no step uses a result of another plan.
+    plan_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     drop_path: str
     repository_folder: str
     processed_folder: str

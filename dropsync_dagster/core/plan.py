@@ -16,9 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from dropsync_dagster.core.bounded_regex import compile_bounded
 from dropsync_dagster.core.config import CONFIG_NAME, SyncConfig
+from dropsync_dagster.core.config_yaml import read_config_text
 from dropsync_dagster.core.discovery import Candidate, DropFolder, candidate_files
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.layout import check_layout
 from dropsync_dagster.core.metadata import MetadataResult
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.settings import Settings
@@ -84,6 +87,7 @@ def make_plan(
     now = now or datetime.now(timezone.utc)
     repository = _folder(settings, drop.path, config.repository_folder, "repository_folder")
     processed = _folder(settings, drop.path, config.processed_folder, "processed_folder")
+    check_layout(drop.path, [r.path for r in settings.drop_roots], repository, processed)
     rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
     if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
         raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")
@@ -91,23 +95,31 @@ def make_plan(
     processed_prefix = os.path.join(processed, os.path.relpath(drop.path.resolve(), rebase))
     today = now.strftime("%Y-%m-%d")
     targets = _Targets()
-    regex = config.regex
+    regex = compile_bounded(config.drop_filename_regex, f"{drop.path / CONFIG_NAME}: drop_filename_regex")
     entries: list[PlanEntry] = []
     for cand in candidate_files(drop.path, config.drop_filename_filter):
-        entry = dict(relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime)
+        entry = dict(
+            relpath=cand.relpath, source=cand.source, size=cand.size, mtime=cand.mtime,
+            device=cand.device, inode=cand.inode, ctime=cand.ctime,
+        )
         match = regex.match(cand.relpath)
-        entry["matched"] = match is not None
+        # A folder that cannot be listed may hold matching files: it holds the drop back.
+        entry["matched"] = match is not None or cand.held is Reason.UNREADABLE
         entry["processed"] = os.path.normpath(os.path.join(processed_prefix, cand.relpath))
         entry["processed_taken"] = os.path.lexists(entry["processed"])
         md5_path = f"{entry['source']}.md5"
-        entry["md5_sidecar"] = md5_path if os.path.isfile(md5_path) else None
-        if match is None:
+        # Any entry there, regular or not: drop_checksums reads it safely or holds `bad_sidecar`.
+        entry["md5_sidecar"] = md5_path if os.path.lexists(md5_path) else None
+        if not entry["matched"]:
             entries.append(PlanEntry(**entry, reason=Reason.SKIPPED_NON_MATCH))
             continue
-        if cand.escapes:
-            entries.append(PlanEntry(**entry, reason=Reason.UNSAFE_PATH))
+        if cand.held is not None:
+            entries.append(PlanEntry(**entry, reason=cand.held))
             continue
-        entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
+        try:
+            entries.append(_plan_file(entry, match.groupdict(), cand, config, metadata, repository, today, targets))
+        except OSError:  # reading it for `<hash>` or to compare with a target failed
+            entries.append(PlanEntry(**entry, reason=Reason.UNREADABLE))
     if presence is not None:
         entries = _apply_presence(entries, presence, now)
     return Plan(
@@ -118,14 +130,15 @@ def make_plan(
         created_at=now.isoformat(),
         today=today,
         entries=entries,
-        config_sha256=hashlib.sha256((drop.path / CONFIG_NAME).read_bytes()).hexdigest(),
+        config_sha256=hashlib.sha256(read_config_text(drop.path / CONFIG_NAME).encode()).hexdigest(),
         config=config,
         labkey_configured=config.labkey is not None,
     )
 
 
 def _folder(settings: Settings, drop_path: Path, value: str, key: str) -> Path:
-    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed."""
+    """A sync.yml folder: relative paths are relative to the drop folder; must be allowed.
+    The plan carries the checked real paths, so the write steps use the folders checked here."""
     return settings.check_allowed(drop_path / value, key)
 
 
@@ -227,9 +240,10 @@ def _choose_run(stem: str, cand: Candidate, repository: Path, targets: _Targets)
 
 
 def _lexically_safe(rel: str) -> bool:
-    """A target must be relative, free of `..` components, and name a file, not a folder."""
+    """A target must be relative, free of `..` components and NUL bytes (a metadata value may
+    carry one), and name a file, not a folder."""
     parts = rel.replace("\\", "/").split("/")
-    return bool(rel) and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
+    return bool(rel) and "\0" not in rel and not os.path.isabs(rel) and ".." not in parts and parts[-1] not in ("", ".")
 
 
 def _inside(repository: Path, folder: str, targets: _Targets) -> bool:
@@ -273,7 +287,7 @@ def _blocked(repository: Path, prefix: str) -> bool:
 
 def _same_content(a: str | Path, b: str | Path) -> bool:
     """Byte comparison that stops at the first difference."""
-    with open(a, "rb") as fa, open(b, "rb") as fb:
+    with open(a, "rb") as fa, open(b, "rb", opener=_source_opener) as fb:
         while True:
             ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
             if ca != cb:
@@ -282,9 +296,14 @@ def _same_content(a: str | Path, b: str | Path) -> bool:
                 return True
 
 
+def _source_opener(path: str, flags: int) -> int:
+    """Sources are read without following a link or blocking on a FIFO swapped in meanwhile."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
 def _crc32(path: str) -> int:
     crc = 0
-    with open(path, "rb") as f:
+    with open(path, "rb", opener=_source_opener) as f:
         while chunk := f.read(_CHUNK):
             crc = zlib.crc32(chunk, crc)
     return crc

@@ -75,6 +75,8 @@ class DropDoc(BaseModel):
     updated_at: datetime | None = None
     counts: dict[str, int] = {}
     last_error: str | None = None
+    plan_id: str | None = None  # the frozen plan the owner works from (its later steps load it)
+    readiness_override: str | None = None  # who synced the drop without its readiness, and how
     problem: str | None = Field(default=None, exclude=True)  # why the stored document is invalid
 
     @property
@@ -125,10 +127,14 @@ def _state(doc: DropDoc) -> DropState:
     return DropState(doc.status)
 
 
+class NotOwnerError(RefusedError):
+    """The run does not hold the drop (any more): it must stop; an outage is not this."""
+
+
 def _check_owner(doc: DropDoc, owner: str) -> None:
     """Refuse unless `owner` holds the drop (status `processing` with that owner)."""
     if _state(doc) is not DropState.PROCESSING or doc.owner != owner:
-        raise RefusedError(
+        raise NotOwnerError(
             f"drop {doc.id}: run {owner} does not own it (status {doc.status}, owner {doc.owner})"
         )
 
@@ -208,8 +214,13 @@ class StatusStore(FileDocuments, abc.ABC):
 
         return self._update(drop, decide)
 
-    def claim(self, drop: str, owner: str, worker_id: str, lease_seconds: float) -> DropDoc:
-        """Take the drop for run `owner` (see the module's claim rules) or raise RefusedError."""
+    def claim(self, drop: str, owner: str, worker_id: str, lease_seconds: float,
+              plan_id: str | None = None, readiness_override: str | None = None,
+              holder_finished: Callable[[str], bool] | None = None) -> DropDoc:
+        """Take the drop for run `owner` (see the module's claim rules) or raise RefusedError.
+        `plan_id` names the plan the run works from; the same owner's claim keeps its plan otherwise.
+        `holder_finished(run)`: True when another holder's run is known to be over (its live lease
+        was left behind by a failure path that could not reach the store), so it may be taken."""
 
         def decide(doc: DropDoc, now: datetime) -> Changes:
             if _state(doc) is DropState.FAILED:
@@ -218,15 +229,20 @@ class StatusStore(FileDocuments, abc.ABC):
                     f"drop {drop} failed {doc.failure_count} times (last error: {last[0][:200]}); "
                     f"run `dropsync reset {drop}` first"
                 )
-            if doc.owner != owner:
+            if doc.owner != owner and not (
+                doc.owner is not None and holder_finished is not None and holder_finished(doc.owner)
+            ):
                 _refuse_live_holder(doc, now)
             lease = now + timedelta(seconds=lease_seconds)
+            same = doc.owner == owner and doc.status == DropState.PROCESSING
             return {
                 "status": DropState.PROCESSING.value,
                 "owner": owner,
                 "worker_id": worker_id,
                 "claimed_at": now,
                 "lease_expires_at": lease,
+                "plan_id": plan_id if plan_id is not None or not same else doc.plan_id,
+                "readiness_override": readiness_override,
             }
 
         return self._update(drop, decide)
@@ -295,6 +311,16 @@ class StatusStore(FileDocuments, abc.ABC):
                 "last_error": None,
                 "lease_expires_at": None,
             }
+
+        return self._update(drop, decide)
+
+    def release(self, drop: str, owner: str) -> DropDoc:
+        """Make `owner`'s claim claimable at once (`pending`, lease ended), without counting a
+        failure; for a holder whose run is known to be finished. Another owner is refused."""
+
+        def decide(doc: DropDoc, now: datetime) -> Changes:
+            _check_owner(doc, owner)
+            return {"status": DropState.PENDING.value, "lease_expires_at": None}
 
         return self._update(drop, decide)
 

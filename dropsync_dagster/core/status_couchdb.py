@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from dropsync_dagster.core.errors import ConfigError, RefusedError
+from dropsync_dagster.core.redact import redact
 from dropsync_dagster.core.status import StatusStore
 
 DEFAULT_DB = "dropsync"
@@ -65,6 +66,7 @@ class CouchDBStatusStore(StatusStore):
         if parts.username and user is None:  # credentials given inside the URL
             user, password = parts.username, parts.password
         self.url = _public_url(url)
+        self._secrets = (password, parts.password)  # redacted from every text the server sends back
         self.db = db
         self._timeout = timeout
         self._session = requests.Session()
@@ -102,12 +104,11 @@ class CouchDBStatusStore(StatusStore):
     def _unexpected(self, resp: requests.Response, what: str) -> RefusedError:
         try:
             body = resp.json()
-            detail = (
-                f"{body.get('error')}: {body.get('reason')}" if isinstance(body, dict) else str(body)[:200]
-            )
+            detail = f"{body.get('error')}: {body.get('reason')}" if isinstance(body, dict) else str(body)
         except ValueError:
-            detail = resp.text[:200]
-        detail = " ".join(detail.split())  # one line, whatever the server sent
+            detail = resp.text
+        # Redacted before it is cut, so no secret survives as a prefix; one line, whatever was sent.
+        detail = " ".join(redact(detail, self._secrets).split())[:200]
         return RefusedError(f"CouchDB at {self.url} answered HTTP {resp.status_code} to {what}: {detail}")
 
     def _json(self, resp: requests.Response, what: str) -> Any:
@@ -185,9 +186,9 @@ class CouchDBStatusStore(StatusStore):
                 if result.get("ok"):
                     created += 1
                 elif result.get("error") != "conflict":  # conflict: registered before, left as is
-                    raise RefusedError(
-                        f"CouchDB at {self.url} refused drop {result.get('id')}: {result.get('error')}"
-                    )
+                    raise RefusedError(redact(
+                        f"CouchDB at {self.url} refused drop {result.get('id')}: {result.get('error')}", self._secrets
+                    ))
         return created
 
     def _bulk(self, docs: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -252,9 +253,9 @@ class CouchDBStatusStore(StatusStore):
             if result.get("error") == "conflict":
                 lost.add(result["id"])
             elif not result.get("ok"):
-                raise RefusedError(
-                    f"CouchDB at {self.url} refused file {result.get('id')}: {result.get('error')}"
-                )
+                raise RefusedError(redact(
+                    f"CouchDB at {self.url} refused file {result.get('id')}: {result.get('error')}", self._secrets
+                ))
         return lost
 
     def _find_files(self, path: str) -> list[dict[str, Any]]:

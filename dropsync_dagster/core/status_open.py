@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.results import private_state_dir
 from dropsync_dagster.core.status import MAX_FAILURES, StatusStore
 from dropsync_dagster.core.status_couchdb import DEFAULT_DB, CouchDBStatusStore
 from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
@@ -21,7 +22,7 @@ def open_store(env: Mapping[str, str], state_dir: Path) -> StatusStore:
             url, env.get("DROPSYNC_COUCHDB_DB") or DEFAULT_DB,
             env.get("DROPSYNC_COUCHDB_USER") or None, env.get("DROPSYNC_COUCHDB_PASSWORD") or None,
         )
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_state_dir(state_dir)
     return SqliteStatusStore(state_dir / DEFAULT_FILENAME)
 
 

@@ -71,7 +71,10 @@ class SqliteStatusStore(StatusStore):
         self.path = Path(path)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Only the service account reads the status documents (SQLite gives -wal/-shm the same mode).
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.chmod(self.path, 0o600)
         with self._guard("create schema"):
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
@@ -99,7 +102,7 @@ class SqliteStatusStore(StatusStore):
         try:
             yield
         except sqlite3.Error as exc:
-            raise RefusedError(f"status store {self.path}: {what} failed: {exc}") from exc
+            raise RefusedError(f"status store {self.path}: {what} failed: {_explained(exc, self.path)}") from exc
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -203,3 +206,16 @@ class SqliteStatusStore(StatusStore):
             (path,),
         )
         return [_loads(*row) for row in rows]
+
+
+def _explained(exc: sqlite3.Error, path: Path) -> str:
+    """SQLite's text, naming a full disk when that is what "disk I/O error" means."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        try:
+            full = os.statvfs(path.parent).f_bavail == 0
+        except OSError:
+            full = False
+        if full:
+            return f"no space left on the device holding {path.parent} ({exc})"
+    return str(exc)

@@ -1,7 +1,7 @@
 """What the drop sensor decides on each tick: which drops to register and which to run.
 
 A tick costs one folder walk per known drop — folders only (`os.scandir`, one stat per folder
-and one for its `sync.yml`), never a file — and reads a drop's files only when one of its
+and one for its `sync.yml`), no file but a `.md5` sidecar left in the drop — and reads a drop's files only when one of its
 folders changed. Change is judged by ctimes, which no tool can set back (`rsync -t` keeps a
 source's mtimes, not its ctimes):
 
@@ -13,6 +13,11 @@ source's mtimes, not its ctimes):
   sidecars (never candidates) request nothing, so our own writes never trigger a run;
 - a drop whose newest ctime was recent at its last look is *hot* and fully looked at on every
   tick: on a coarse clock an arrival can share `seen`'s timestamp, which only a count tells apart.
+
+A `.md5` sidecar is news too: one that arrives, or is corrected in place, beside a file held
+for `md5_mismatch` makes the drop run again. The folder walk stats the `.md5` files it meets
+(after a sync only held files keep theirs in the drop), and a full look compares each
+candidate's sidecar as well as the candidate.
 
 Not noticed: a file rewritten in place under its old name changes no folder, so it waits until
 something else in its drop changes (tools that write a temporary and rename, like rsync, are
@@ -200,7 +205,12 @@ def _look(drop: DropFolder, seen: int | None, at_seen: int | None, problems: lis
     passes `at_seen`, the candidates counted at `seen`: one more at that timestamp is new too."""
     try:
         config = load_config(drop.path / CONFIG_NAME)
-        ctimes = [os.lstat(c.path).st_ctime_ns for c in candidate_files(drop.path, config.drop_filename_filter)]
+        ctimes = []
+        for c in candidate_files(drop.path, config.drop_filename_filter):
+            ctimes.append(os.lstat(c.source).st_ctime_ns)
+            md5 = _ctime_or_none(c.source + ".md5")
+            if md5 is not None:
+                ctimes.append(md5)
         folders = newest_folder(drop.path)
         rules = os.stat(drop.path / CONFIG_NAME).st_ctime_ns
     except (DropsyncError, OSError) as exc:
@@ -225,7 +235,17 @@ def newest_folder(top: Path) -> int:
                 if entry.is_dir(follow_symlinks=False):
                     newest = max(newest, entry.stat(follow_symlinks=False).st_ctime_ns)
                     stack.append(entry.path)
+                elif entry.name.endswith(".md5"):  # a held file's sidecar, even corrected in place
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_ctime_ns)
     return newest
+
+
+def _ctime_or_none(path: str) -> int | None:
+    """The ctime (ns) of `path`, or None when there is nothing there."""
+    try:
+        return os.lstat(path).st_ctime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _load(settings: Settings, state: dict, problems: list[str]) -> tuple[_Known, int, bool]:

@@ -7,10 +7,10 @@ the client and never logged or put in metadata (the UI shows the variable's name
 
 from __future__ import annotations
 
-from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import API_KEY_ENV, LabKeyClient, LabKeyConnection
 from dropsync_dagster.core.labkey_plan import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
 from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.core.settings import env_number
 from dropsync_dagster.resources.env_backed import EnvBackedResource
 
 
@@ -32,15 +32,12 @@ class LabKeyResource(EnvBackedResource):
     def policy(self) -> RetryPolicy:
         """Attempts per call, first backoff delay and per-request timeout (seconds)."""
         env, default = self.env(), RetryPolicy()
-        try:
-            return RetryPolicy(
-                attempts=int(env.get("DROPSYNC_LABKEY_ATTEMPTS") or default.attempts),
-                base_delay=float(env.get("DROPSYNC_LABKEY_RETRY_DELAY") or default.base_delay),
-                max_delay=default.max_delay,
-                timeout=float(env.get("DROPSYNC_LABKEY_TIMEOUT") or default.timeout),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"DROPSYNC_LABKEY_ATTEMPTS / _RETRY_DELAY / _TIMEOUT: {exc}") from exc
+        return RetryPolicy(  # each value checked as at start-up: finite and in range (core/settings.py)
+            attempts=int(env_number(env, "DROPSYNC_LABKEY_ATTEMPTS", default.attempts)),
+            base_delay=env_number(env, "DROPSYNC_LABKEY_RETRY_DELAY", default.base_delay),
+            max_delay=default.max_delay,
+            timeout=env_number(env, "DROPSYNC_LABKEY_TIMEOUT", default.timeout),
+        )
 
     def client(self, connection: LabKeyConnection) -> LabKeyClient:
         """A client for one drop's container (one per thread: it holds an HTTP session)."""

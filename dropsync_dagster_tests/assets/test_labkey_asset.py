@@ -103,6 +103,7 @@ def test_drop_without_labkey_records_not_configured(tmp_path: Path) -> None:
     drop = make_drop(tmp_path)
     drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None))
     drop.add_file(fastq_relpath(read=1))
+    drop.mark_ready()
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance)
         assert result.success
@@ -118,10 +119,10 @@ def test_failed_write_keeps_copies_and_originals_and_rerun_completes_without_dup
     files = [fastq_relpath(read=r, sample=s) for s in (1, 2) for r in (1, 2)]
     for rel in files:
         drop.add_file(rel)
-    # The insert lands, but its reply never arrives: an unanswered write is not retried.
+    # The insert lands, but its reply never arrives, and no attempt is left to find out.
     labkey_env.drop_next(1, action="insertRows", after_processing=True)
     with dg.instance_for_test() as instance:
-        failed = run_job(drop, instance, labkey=FAST)
+        failed = run_job(drop, instance, labkey=LabKeyResource(attempts="1", retry_delay="0.01", timeout="5"))
         assert not failed.success
         assert len(rows(labkey_env)) == 4
         assert all((drop.path / rel).exists() for rel in files)  # originals stay
@@ -135,6 +136,32 @@ def test_failed_write_keeps_copies_and_originals_and_rerun_completes_without_dup
     assert sorted(p.name for p in drop.repository.rglob("*.fastq.gz")) == copies
     assert all((drop.processed / rel).exists() for rel in files)
     assert labkey_result(drop).inserted == 0 and labkey_env.count("insertRows") == 1
+
+
+@pytest.mark.parametrize("fault", ["commit_then_500", "commit_then_drop", "commit_then_hang"])
+def test_a_committed_insert_whose_reply_fails_is_never_inserted_twice(
+        tmp_path: Path, labkey_env: LabKeyTestServer, labkey_section: dict[str, Any], fault: str) -> None:
+    """Defect (issue 11): the server committed an insert and answered 500; the insert was sent
+    again and every file got two rows. Now the batch's presence keys are read again instead."""
+    drop = labkey_drop(tmp_path, labkey_section)
+    files = [fastq_relpath(read=r, sample=s) for s in (1, 2, 3) for r in (1, 2)]
+    for rel in files:
+        drop.add_file(rel)
+    if fault == "commit_then_500":
+        labkey_env.fail_next(1, status=500, action="insertRows", after_processing=True)
+    elif fault == "commit_then_drop":
+        labkey_env.drop_next(1, action="insertRows", after_processing=True)
+    else:  # the reply comes after the client's timeout
+        labkey_env.set_delay(3.0, action="insertRows", n=1, after_processing=True)
+    with dg.instance_for_test() as instance:
+        result = run_job(drop, instance, labkey=LabKeyResource(attempts="3", retry_delay="0.01", timeout="1"))
+        assert result.success
+    stored = rows(labkey_env)
+    assert len(stored) == len({r["Path_To_Synced_Data"] for r in stored}) == len(files)  # one row per file
+    assert labkey_env.count("insertRows") == 1
+    recorded = labkey_result(drop)
+    assert recorded.complete and sorted(f.row_id for f in recorded.files.values()) == sorted(r["RowId"] for r in stored)
+    assert all((drop.processed / rel).exists() for rel in files)
 
 
 def test_500_on_insert_fails_the_run_after_retries_and_originals_stay(

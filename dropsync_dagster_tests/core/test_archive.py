@@ -304,3 +304,66 @@ def test_rewrap_gives_the_key_to_a_new_recipient_without_touching_the_archive(
     assert (hashlib.sha256(archive_file.read_bytes()).hexdigest(), archive_file.stat().st_mtime_ns) == archive_state
     assert names_in(tmp_path / "keys") == [key.name]
     assert symmetric_decrypt(gpg_keys.home, archive_file, passphrase).returncode == 0
+
+
+def test_archive_and_key_files_are_private_and_published_through_their_folders(
+    drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys
+):
+    result = archive(drop_dir, tmp_path, gpg_keys)
+    for folder in (tmp_path / "archives", tmp_path / "keys"):
+        assert folder.stat().st_mode & 0o777 == 0o700
+    for path in (result.archive_path, result.key_path, result.index_path):
+        assert Path(path).stat().st_mode & 0o777 == 0o600
+    alice, _ = gpg_keys.recipients
+    assert rewrap_key(Path(result.key_path), [alice], gpg_keys.home)
+    assert Path(result.key_path).stat().st_mode & 0o777 == 0o600
+
+
+def test_archive_hooks_fire_while_encrypting_and_once_published(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
+    from dropsync_dagster.core import testhooks
+
+    seen: list[tuple[str, object]] = []
+    testhooks.install("archive_encrypting", lambda drop: seen.append(("encrypting", drop)))
+    testhooks.install(
+        "archive_published", lambda path: seen.append(("published", Path(path).exists()))
+    )
+    try:
+        result = archive(drop_dir, tmp_path, gpg_keys)
+    finally:
+        testhooks.clear()
+    assert seen == [("encrypting", DROP), ("published", True)]
+    assert result.generation == 1
+
+
+def test_a_lost_claim_publishes_no_archive_file(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
+    from dropsync_dagster.core.errors import RefusedError
+
+    def lost() -> None:
+        raise RefusedError("claim lost")
+
+    with pytest.raises(RefusedError):
+        archive(drop_dir, tmp_path, gpg_keys, guard=lost)
+    assert names_in(tmp_path / "archives") == [] and names_in(tmp_path / "keys") == []
+
+
+def test_a_link_planted_at_a_final_archive_name_is_never_written_through(
+    drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys
+):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"keep")
+    (tmp_path / "archives").mkdir()
+    (tmp_path / "archives" / f".{DROP}.g1.tar.gpg.dropsync-tmp").symlink_to(outside)
+    os.link(outside, tmp_path / "archives" / f".{DROP}.g1.members.json.dropsync-tmp")
+    result = archive(drop_dir, tmp_path, gpg_keys)
+    assert result.generation == 1
+    assert outside.read_bytes() == b"keep" and outside.stat().st_nlink == 1
+
+
+def test_a_rerun_with_nothing_new_still_sweeps_dead_temporaries(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
+    result = archive(drop_dir, tmp_path, gpg_keys)
+    published = Path(result.archive_path)
+    # Killed between publishing and unlinking: the temporary is the archive's second name.
+    stale = published.with_name(f".{published.name}.dropsync-tmp-deadbeef-0000")
+    os.link(published, stale)
+    assert archive(drop_dir, tmp_path, gpg_keys).nothing_to_archive
+    assert not stale.exists() and published.stat().st_nlink == 1

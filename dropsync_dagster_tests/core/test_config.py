@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from dropsync_dagster.core.config import load_config
+from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT, MAX_NODES
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster_tests.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
 
@@ -222,3 +224,122 @@ def test_malformed_lookups_are_one_line_errors(tmp_path: Path, lookups: str) -> 
     text = seed_text() + f"lookups: {lookups}\n"
     message = config_error(write(tmp_path, text))
     assert f":{line_of(text, 'lookups')}: lookups" in message
+
+
+# --- hostile sync.yml files (issue 10 item 5): bounded, never a hang, a crash or a silent pick ---
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_sync_yml_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "sync.yml"
+    os.mkfifo(path)
+    assert "is a FIFO; a regular file is required" in config_error(path)
+
+
+def test_a_symlinked_sync_yml_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.yml").write_text(seed_text())
+    (tmp_path / "sync.yml").symlink_to(tmp_path / "elsewhere.yml")
+    assert "is a symbolic link; a regular file is required" in config_error(tmp_path / "sync.yml")
+
+
+def test_an_oversized_sync_yml_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = write(tmp_path, seed_text() + "#" * (CONFIG_LIMIT + 1))
+    assert f"more than the limit of {CONFIG_LIMIT} bytes" in config_error(path)
+
+
+@pytest.mark.timeout(30)
+def test_a_megabyte_of_tiny_nodes_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    text = seed_text() + "archive: {tar_exclusions: [" + ",".join(["x"] * (MAX_NODES + 1)) + "]}\n"
+    assert f"more than {MAX_NODES} YAML nodes" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.timeout(30)
+def test_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+    message = config_error(write(tmp_path, seed_text() + bomb))
+    assert f"YAML aliases expand to more than {ALIAS_BUDGET} nodes" in message
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", ["x: &x [*x]\n", "x: &x {y: *x}\n"])
+def test_a_recursive_alias_is_refused(tmp_path: Path, text: str) -> None:
+    message = config_error(write(tmp_path, seed_text() + text))
+    assert "recursive alias" in message and message.startswith(f"{tmp_path}/sync.yml:{line_of(seed_text() + text, 'x: &x')}:")
+
+
+def test_small_anchors_and_merge_keys_still_load(tmp_path: Path) -> None:
+    text = seed_text(labkey=None, fields=None, field_parameters=None) + (
+        "metadata_sources: [{name: s, type: csv, path: s.csv}]\n"
+        "metadata_match:\n  key_template: &key <prefix>\n  search:\n"
+        "    - &rule {source: s, field: Prefix}\n    - {<<: *rule, field: Other, key_template: *key}\n")
+    config = load_config(write(tmp_path, text))
+    assert config.metadata_match is not None
+    assert [(r.source, r.field, r.key_template) for r in config.metadata_match.search] == [
+        ("s", "Prefix", None), ("s", "Other", "<prefix>")]  # a merged key overridden is no duplicate
+
+
+@pytest.mark.parametrize("duplicate", ["repository_folder", "  host"])
+def test_a_duplicate_key_names_both_lines(tmp_path: Path, duplicate: str) -> None:
+    text = seed_text()
+    first = line_of(text, f"{duplicate}:")
+    copied = next(line for line in text.splitlines() if line.startswith(f"{duplicate}:"))
+    lines = text.splitlines()
+    lines.insert(first, copied)  # right after the first one
+    message = config_error(write(tmp_path, "\n".join(lines) + "\n"))
+    assert message.startswith(f"{tmp_path}/sync.yml:{first + 1}: ")
+    assert f"{duplicate.strip()}: duplicate key (first on line {first})" in message
+
+
+def test_a_duplicate_key_in_a_flow_mapping(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, seed_text() + "writeback: {skip_creates: true, skip_creates: false}\n"))
+    assert "writeback.skip_creates: duplicate key" in message
+
+
+@pytest.mark.parametrize("group", ["run", "hash", "today"])
+def test_a_regex_group_named_like_a_builtin_is_refused(tmp_path: Path, group: str) -> None:
+    text = seed_text(drop_filename_regex=rf"(?P<{group}>[^/]+)/(?P<phase>[^/]+)/.*(?P<seq>SEQ_[A-Z]{{5}})"
+                                         r".*(?P<prefix>(?P<lib>[A-Z]{3}_[A-Z]{6})_S1_L001)_(?P<suffix>[^.]+)")
+    message = config_error(write(tmp_path, text))
+    assert f"drop_filename_regex: group name <{group}> is a built-in placeholder" in message
+
+
+def test_a_derive_group_named_like_a_builtin_is_refused(tmp_path: Path) -> None:
+    text = seed_text(metadata_sources=[{"name": "s", "type": "csv", "path": "s.csv"}],
+                     metadata_derive=[{"source": "s", "field": "Name", "regex": "(?P<today>.*)"}])
+    assert "metadata_derive[0].regex: group name <today>" in config_error(write(tmp_path, text))
+
+
+def test_a_regex_too_large_to_compile_is_refused(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, seed_text(drop_filename_regex=SEED_REGEX + "(a{4294967294})?")))
+    assert "drop_filename_regex: regex too large" in message
+
+
+def test_named_groups_and_re_syntax_keep_working(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, seed_text(drop_filename_regex=r"(?P<phase>\w+)/(?=x)(?P<rest>.+?)(?:\.gz)?$",
+                                                   repository_filename="<phase>/<rest>_r<run>", labkey=None,
+                                                   fields=None, field_parameters=None)))
+    assert config.regex.match("scRNA/x.fastq.gz").groupdict() == {"phase": "scRNA", "rest": "x.fastq"}
+
+
+@pytest.mark.parametrize("key", ["repository_folder", "processed_folder"])
+def test_a_nul_byte_in_a_folder_is_refused(tmp_path: Path, key: str) -> None:
+    lines = [f'{key}: "/data/x\\0y"' if line.startswith(f"{key}:") else line for line in seed_text().splitlines()]
+    text = "\n".join(lines) + "\n"  # YAML's "\0" is a NUL byte
+    assert f"{key}: a path may not contain a NUL byte" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n"])
+def test_a_csv_delimiter_must_be_one_character(tmp_path: Path, delimiter: str) -> None:
+    text = seed_text(metadata_sources=[{"name": "s", "type": "csv", "path": "s.csv", "delimiter": delimiter}])
+    assert "delimiter: Value error, a delimiter is one character" in config_error(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_a_sync_yml_that_is_a_folder_or_a_device_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "sync.yml"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    assert f"is a {'folder' if kind == 'folder' else 'character device'}; a regular file is required" in config_error(path)

@@ -20,6 +20,7 @@ from dropsync_dagster.core.discovery import (
     resolve_drop,
 )
 from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.settings import DropRoot, Settings
 from dropsync_dagster_tests.drops import fastq_relpath, make_drop
 
@@ -143,7 +144,7 @@ def test_candidate_fields(tmp_path: Path) -> None:
         "a/b.fastq.gz", path, 5, 1_700_000_000, False)
 
 
-def test_symlink_out_of_the_drop_is_flagged_not_followed(tmp_path: Path) -> None:
+def test_every_symlink_in_the_drop_is_held_not_followed(tmp_path: Path) -> None:
     drop = make_drop(tmp_path)
     secret = tmp_path / "secret.fastq.gz"
     secret.write_bytes(b"outside" * 100)
@@ -152,8 +153,10 @@ def test_symlink_out_of_the_drop_is_flagged_not_followed(tmp_path: Path) -> None
     inside = drop.add_file("real.fastq.gz", b"inside")
     (drop.path / "alias.fastq.gz").symlink_to(inside)
     got = {c.relpath: c for c in candidate_files(drop.path, "*.fastq.gz")}
-    assert {k: c.escapes for k, c in got.items()} == {
-        "alias.fastq.gz": False, "dangling.fastq.gz": True, "escape.fastq.gz": True, "real.fastq.gz": False}
+    # A link inside the drop is held too: what it names may change before it is read.
+    assert {k: c.held for k, c in got.items()} == {
+        "alias.fastq.gz": Reason.UNSAFE_PATH, "dangling.fastq.gz": Reason.UNSAFE_PATH,
+        "escape.fastq.gz": Reason.UNSAFE_PATH, "real.fastq.gz": None}
     assert got["escape.fastq.gz"].size != 700  # the link itself was stat-ed, not its target
 
 
@@ -199,3 +202,54 @@ def test_settings_roots_feed_list_drops(tmp_path: Path) -> None:
     drop = make_drop(tmp_path, "run1")
     settings = Settings.from_env(drop.env())
     assert [d.key for d in list_drops(settings.drop_roots)] == ["seq-run1"]
+
+
+def _deep_folder(top: Path, depth_bytes: int) -> str:
+    """Folders below `top` whose path exceeds `depth_bytes`, made through descriptors (a path
+    over PATH_MAX cannot be made by name); returns the deepest path."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    path = str(top)
+    while len(path) <= depth_bytes:
+        name = "d" * 200
+        os.mkdir(name, dir_fd=fd)
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd, path = child, f"{path}/{name}"
+    os.close(os.open("x.fastq.gz", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.close(fd)
+    return path
+
+
+def test_odd_entries_are_held_with_their_reason(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.add_file("ok.fastq.gz", b"ok")
+    os.mkfifo(drop.path / "pipe.fastq.gz")
+    bad = os.fsencode(str(drop.path)) + b"/bad\xff.fastq.gz"
+    with open(bad, "wb") as f:
+        f.write(b"not utf-8 name")
+    drop.add_file("l" * 246 + ".fastq.gz", b"no room for .blake3")  # 255 bytes
+    got = {c.relpath: c.held for c in candidate_files(drop.path, "*.fastq.gz")}
+    assert got == {
+        "ok.fastq.gz": None,
+        "pipe.fastq.gz": Reason.UNSAFE_PATH,
+        "bad\\xff.fastq.gz": Reason.BAD_NAME,
+        "l" * 246 + ".fastq.gz": Reason.BAD_NAME,
+    }
+
+
+def test_path_over_path_max_is_held_not_a_crash(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.add_file("ok.fastq.gz", b"ok")
+    _deep_folder(drop.path, 4200)
+    got = {c.relpath: c.held for c in candidate_files(drop.path, "**/*.fastq.gz")}
+    assert got.pop("ok.fastq.gz") is None
+    assert set(got.values()) == {Reason.BAD_NAME}
+
+
+def test_candidates_carry_their_identity(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    path = drop.add_file("a.fastq.gz", b"12345")
+    st = path.stat()
+    (cand,) = candidate_files(drop.path, "*.fastq.gz")
+    assert (cand.device, cand.inode, cand.size, cand.mtime, cand.ctime) == (
+        st.st_dev, st.st_ino, 5, st.st_mtime, st.st_ctime)

@@ -11,7 +11,7 @@ from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedErro
 from dropsync_dagster.core.labkey import Filter, LabKeyClient, LabKeyConnection
 from dropsync_dagster.core.labkey_columns import Column, resolve_fields
 from dropsync_dagster.core.labkey_presence import PresenceMatch, multi_value, presence_batches
-from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.core.labkey_transport import RetryPolicy, UnconfirmedWrite
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER, LABKEY_READER_KEY
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
 
@@ -149,9 +149,13 @@ def test_retry_on_500_then_success(labkey_env: LabKeyTestServer, labkey_section:
     labkey_env.fail_next(2, status=500, action="selectRows")
     assert lk.select_rows("exp", "data") == []
     assert labkey_env.count("selectRows") == 1 + 3
-    labkey_env.fail_next(1, status=500, action="insertRows")  # a transacted save that failed: nothing applied
-    lk.insert_rows("exp", "data", [{"Name": "once"}])
+    # A 500 on a write may follow a commit: the insert is not sent again blindly (labkey_records
+    # re-reads presence instead).
+    labkey_env.fail_next(1, status=500, action="insertRows", after_processing=True)
+    with pytest.raises(UnconfirmedWrite, match=r"LabKey failed \(500\).*may or may not have been applied"):
+        lk.insert_rows("exp", "data", [{"Name": "once"}])
     assert [r["Name"] for r in labkey_env.rows(LABKEY_CONTAINER, "exp", "data")] == ["once"]
+    assert labkey_env.count("insertRows") == 1
     labkey_env.fail_next(5, status=502, action="selectRows")
     with pytest.raises(RefusedError, match=r"LabKey failed \(502\) after 3 attempts"):
         lk.select_rows("exp", "data")

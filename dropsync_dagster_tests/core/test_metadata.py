@@ -3,6 +3,8 @@ first-rule-wins matching, ambiguous and missing rows, derived variables."""
 
 from __future__ import annotations
 
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,12 @@ from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
 from dropsync_dagster.core.labkey_transport import RetryPolicy
 from dropsync_dagster.core.metadata import DropMetadata, derive, match
-from dropsync_dagster.core.metadata_sources import load_csv, load_excel
+from dropsync_dagster.core import metadata_sources
+from dropsync_dagster.core.labkey_plan import plan_drop
+from dropsync_dagster.core.metadata_sources import MAX_COLUMNS, load_csv, load_excel
 from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.templating import render
+from dropsync_dagster_tests.drops import make_drop
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
 from dropsync_dagster_tests.labkey_server import LabKeyTestServer
 
@@ -202,3 +207,126 @@ def test_from_loaded_sync_yml_with_labkey(labkey_env: LabKeyTestServer, labkey_s
     meta = DropMetadata.from_config(load_config(drop / "sync.yml"), drop, render, make_client=fast_client)
     assert meta.labkey is not None and meta.labkey.schema == "exp" and meta.labkey.use_ssl is False
     assert meta.match({"prefix": "P1"}).rows["lk"]["Name"] == "N1"
+
+
+# --- metadata sources are confined and bounded (issue 10 item 4) ---
+
+def csv_source_config(drop: Path, path: str | Path, template: str = "<prefix>/<s.Barcode>.fastq.gz") -> Path:
+    (drop / "sync.yml").write_text(
+        'drop_filename_filter: "**/*.fastq.gz"\n'
+        'drop_filename_regex: "(?P<prefix>[A-Z_0-9]+)_R1"\n'
+        "repository_folder: ../../repository\n"
+        f"repository_filename: '{template}'\n"
+        "processed_folder: ../../processed\n"
+        f"metadata_sources: [{{name: s, type: csv, path: '{path}'}}]\n"
+        "metadata_match: {key_template: <prefix>, search: [{source: s, field: Prefix}]}\n"
+        "metadata_required: true\n")
+    return drop / "sync.yml"
+
+
+def loaded(drop: Path, readable: tuple[Path, ...] = ()) -> DropMetadata:
+    """The drop's metadata, its sources loaded (as planning loads them on the first file)."""
+    meta = DropMetadata.from_config(load_config(drop / "sync.yml"), drop, render, readable=readable)
+    meta.tables()
+    return meta
+
+
+def test_a_source_outside_the_drop_and_roots_is_refused_unread(drop: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "secret.csv"
+    outside.write_text("Prefix,Barcode\nP1,TOP-SECRET-VALUE\n")
+    csv_source_config(drop, outside)
+    with pytest.raises(ConfigError) as info:
+        loaded(drop)
+    message = str(info.value)
+    assert message == (f"metadata source 's': {outside} is outside the drop folder, DROPSYNC_ALLOWED_ROOTS "
+                       "and DROPSYNC_METADATA_ROOTS")
+    (drop / "link.csv").symlink_to(outside)  # a link in the drop does not widen it
+    csv_source_config(drop, "link.csv")
+    with pytest.raises(ConfigError, match=f"{outside} is outside the drop folder"):
+        loaded(drop)
+    assert loaded(drop, readable=(outside.parent,)).match({"prefix": "P1"}).rows["s"]["Barcode"] == "TOP-SECRET-VALUE"
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_source_is_refused_without_waiting_for_a_writer(drop: Path) -> None:
+    os.mkfifo(drop / "manifests" / "pipe.csv")
+    csv_source_config(drop, "manifests/pipe.csv")
+    with pytest.raises(ConfigError, match="manifests/pipe.csv: is a FIFO; a regular file is required"):
+        loaded(drop)
+
+
+@pytest.mark.timeout(60)
+def test_a_csv_with_a_million_columns_is_refused_quickly(drop: Path) -> None:
+    path = drop / "manifests" / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(1_000_000)) + "\n")
+    with pytest.raises(ConfigError, match=f"row 1 has 1000000 columns, more than the limit of {MAX_COLUMNS}"):
+        load_csv("wide", path)
+
+
+def test_rows_and_size_are_capped(drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = drop / "manifests" / "barcodes.csv"
+    monkeypatch.setattr(metadata_sources, "MAX_ROWS", 3)
+    with pytest.raises(ConfigError, match="has more than 3 rows"):
+        load_csv("barcodes", path, ";")
+    monkeypatch.setattr(metadata_sources, "METADATA_LIMIT", 10)
+    with pytest.raises(ConfigError, match="more than the limit of 10 bytes"):
+        load_csv("barcodes", path, ";")
+    with pytest.raises(ConfigError, match="more than the limit of 10 bytes"):
+        load_excel("samples", drop / "manifests" / "samples.xlsx")
+
+
+def test_errors_never_echo_the_contents(drop: Path) -> None:
+    path = drop / "manifests" / "secret.csv"
+    path.write_text("Prefix,SECRET-HEADER,SECRET-HEADER\n")
+    with pytest.raises(ConfigError) as info:
+        load_csv("s", path)
+    assert str(info.value) == f"metadata source 's': {path} repeats a header (columns 2, 3)"
+    path.write_bytes(b"Prefix\nSECRET-\xff-VALUE\n")
+    with pytest.raises(ConfigError) as info:
+        load_csv("s", path)
+    assert str(info.value) == f"metadata source 's': {path} is not UTF-8 text (at byte offset 14)"
+
+
+@pytest.mark.parametrize("members", [{"a.txt": b"SECRET"}, {"[Content_Types].xml": b"SECRET<"},
+                                     {"[Content_Types].xml": b"<x/>"}])
+def test_a_zip_that_is_not_a_workbook_is_one_line(drop: Path, members: dict[str, bytes]) -> None:
+    path = drop / "manifests" / "fake.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ConfigError) as info:
+        load_excel("s", path)
+    assert str(info.value) == f"metadata source 's': {path} is not a readable .xlsx workbook"
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused_unopened(drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata_sources, "UNPACKED_LIMIT", 1000)
+    with pytest.raises(ConfigError, match="unpacks to more than 1000 bytes"):
+        load_excel("samples", drop / "manifests" / "samples.xlsx")
+
+
+def test_a_nul_byte_in_a_metadata_value_holds_the_file(drop: Path) -> None:
+    base = drop.parent
+    drops = make_drop(base, "run_nul")
+    (drops.path / "m.csv").write_bytes(b"Prefix,Barcode\nABC_1,BC\x00x\n")
+    (drops.path / "ABC_1_R1.fastq.gz").write_bytes(b"@r\nACGT\n+\nIIII\n")
+    csv_source_config(drops.path, "m.csv")
+    settings = drops.settings()
+    plan = plan_drop(drops.folder(), load_config(drops.config_path), settings, LabKeyClient)
+    (entry,) = plan.entries
+    assert entry.reason is Reason.UNSAFE_PATH and entry.target is None
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_a_catastrophic_derive_regex_is_a_configuration_error(drop: Path) -> None:
+    table = load_csv("barcodes", drop / "manifests" / "barcodes.csv", ";")
+    rows = {"barcodes": {"Patient": "a" * 60 + "b"}}
+    rule = DeriveRule(source="barcodes", field="Patient", regex=r"(?P<x>(a|aa)+)$")
+    with pytest.raises(ConfigError, match="metadata_derive regex on barcodes.Patient: matching took longer"):
+        derive({}, rows, [rule], {"barcodes": table})
+
+
+def test_a_folder_as_a_source_is_one_line(drop: Path) -> None:
+    csv_source_config(drop, "manifests")
+    with pytest.raises(ConfigError, match="manifests: is a folder; a regular file is required"):
+        loaded(drop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -64,13 +65,13 @@ def test_seed_readme_example(tmp_path: Path) -> None:
     assert move_action(entry) == "would_move"
 
 
-def test_seed_example_with_relative_folders_of_the_template(tmp_path: Path) -> None:
+def test_seed_example_with_relative_folders(tmp_path: Path) -> None:
     drop = make_drop(tmp_path)
-    drop.write_config(seed_config("data/repository", "data/processed"))
+    drop.write_config(seed_config("../../repository", "../../processed"))  # relative to the drop folder
     drop.add_file(SEED_FILE)
-    plan = drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(drop.path / "data")))
-    assert plan.repository_folder == str(drop.path / "data" / "repository")
-    assert plan.entries[0].target == str(drop.path / "data" / "repository" / SEED_TARGET)
+    plan = drop.plan()
+    assert plan.repository_folder == str(drop.repository)
+    assert plan.entries[0].target == str(drop.repository / SEED_TARGET)
 
 
 def test_seed_minimal_config_plans_unchanged(tmp_path: Path) -> None:
@@ -82,12 +83,17 @@ def test_seed_minimal_config_plans_unchanged(tmp_path: Path) -> None:
     assert entry.processed == f"/cluster/work/nexusintercept/data-processed/{SEED_FILE}"
 
 
-def test_seed_template_plans_unchanged(tmp_path: Path) -> None:
+def test_seed_template_plans_with_its_folders_moved_out_of_the_drop(tmp_path: Path) -> None:
     drop = make_drop(tmp_path)
-    drop.write_config(SEED_TEMPLATE)  # folders relative to the drop; lookups phase btki -> BTKi
+    (drop.path / "data").mkdir()
+    drop.write_config(SEED_TEMPLATE)  # its folders are relative to the drop: inside it (layout rules)
     drop.add_file(SEED_FILE)
-    (entry,) = drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(drop.path / "data"))).entries
-    assert entry.target == str(drop.path / "data/repository" / SEED_TARGET.replace("/btki/", "/BTKi/"))
+    with pytest.raises(ConfigError, match="repository_folder .*/data/repository lies inside the drop folder"):
+        drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(drop.path / "data")))
+    drop.write_config(SEED_TEMPLATE.replace("data/repository", "../../repository")
+                      .replace("data/processed", "../../processed"))  # lookups phase btki -> BTKi
+    (entry,) = drop.plan().entries
+    assert entry.target == str(drop.repository / SEED_TARGET.replace("/btki/", "/BTKi/"))
     assert entry.variables["phase"] == "BTKi" and entry.variables["run"] == "1"
 
 
@@ -470,3 +476,32 @@ def test_plan_is_frozen_and_round_trips_through_json(tmp_path: Path) -> None:
     assert by_file(again)["notes.txt"].reason is Reason.SKIPPED_NON_MATCH
     assert by_file(again)[SEED_FILE].md5_sidecar == f"{drop.path / SEED_FILE}.md5"
     assert again.drop == drop.key and again.created_at == NOW.isoformat()
+
+
+def test_odd_files_are_held_and_the_plan_is_still_json(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(simple_config(drop, "<dir>/<name>"))
+    drop.add_file("sub/ok.bin", b"ok")
+    with open(os.fsencode(str(drop.path)) + b"/sub/bad\xff.bin", "wb") as f:
+        f.write(b"x")
+    os.mkfifo(drop.path / "sub" / "pipe.bin")
+    (drop.path / "sub" / "zero.bin").symlink_to("/dev/zero")
+    plan = drop.plan()
+    got = {e.relpath: e.reason for e in plan.entries}
+    assert got == {
+        "sub/ok.bin": None, "sub/bad\\xff.bin": Reason.BAD_NAME,
+        "sub/pipe.bin": Reason.UNSAFE_PATH, "sub/zero.bin": Reason.UNSAFE_PATH,
+    }
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
+    assert by_file(plan)["sub/ok.bin"].inode == (drop.path / "sub/ok.bin").stat().st_ino
+
+
+@pytest.mark.timeout(60, method="thread")  # `re` would backtrack for ages in C, deaf to signals
+def test_a_catastrophic_regex_is_a_configuration_error_not_a_hang(tmp_path: Path) -> None:
+    drop = make_drop(tmp_path)
+    drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None,
+                                  drop_filename_filter="**/*", drop_filename_regex=r"(?P<phase>(a|aa)+)$",
+                                  repository_filename="<phase>_r<run>"))
+    drop.add_file("a" * 60 + "b")
+    with pytest.raises(ConfigError, match=r"sync\.yml: drop_filename_regex: matching took longer than 1 s"):
+        drop.plan()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.settings import DEFAULT_READY_FILES, DropRoot, Settings
+from dropsync_dagster.core.settings import DEFAULT_READY_FILES, NUMBERS, DropRoot, Settings, env_number
 
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,16 +35,20 @@ def test_drop_roots_names_and_defaults(tmp_path: Path) -> None:
 
 
 def test_empty_name_defaults_to_basename(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
     roots = Settings.from_env({"DROPSYNC_DROP_ROOTS": f"={tmp_path}/a"}).drop_roots
     assert roots == (DropRoot("a", tmp_path / "a"),)
 
 
 def test_a_bare_path_may_contain_equals(tmp_path: Path) -> None:
+    (tmp_path / "run=7").mkdir()
     roots = Settings.from_env({"DROPSYNC_DROP_ROOTS": f"{tmp_path}/run=7"}).drop_roots
     assert roots == (DropRoot("run=7", tmp_path / "run=7"),)
 
 
 def test_duplicate_root_names_are_an_error(tmp_path: Path) -> None:
+    for folder in ("x/drops", "y/drops", "x", "y"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
     value = os.pathsep.join([f"{tmp_path}/x/drops", f"{tmp_path}/y/drops"])
     with pytest.raises(ConfigError, match="DROPSYNC_DROP_ROOTS: two roots are named 'drops'"):
         Settings.from_env({"DROPSYNC_DROP_ROOTS": value})
@@ -53,6 +57,8 @@ def test_duplicate_root_names_are_an_error(tmp_path: Path) -> None:
 
 
 def test_allowed_roots_refuse_outside_folders(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "proc").mkdir()
     settings = Settings.from_env({"DROPSYNC_ALLOWED_ROOTS": f"{tmp_path}/repo{os.pathsep}{tmp_path}/proc"})
     assert settings.check_allowed(tmp_path / "repo" / "a" / ".." / "b", "repository_folder") == tmp_path / "repo" / "b"
     assert settings.check_allowed(tmp_path / "proc", "processed_folder") == tmp_path / "proc"
@@ -103,3 +109,88 @@ def test_bad_quiet_seconds_names_the_variable() -> None:
 def test_drop_dir_is_under_state_dir(tmp_path: Path) -> None:
     settings = Settings.from_env({"DROPSYNC_STATE_DIR": str(tmp_path / "state")})
     assert settings.drop_dir("seq-run1") == tmp_path / "state" / "drops" / "seq-run1"
+
+
+@pytest.mark.parametrize(("value", "mode"), [("", None), ("0640", 0o640), ("600", 0o600), ("0o644", 0o644)])
+def test_file_mode_is_octal_permission_bits(value: str, mode: int | None) -> None:
+    assert Settings.from_env({"DROPSYNC_FILE_MODE": value}).file_mode == mode
+
+
+@pytest.mark.parametrize("value", ["rw-r-----", "0999", "4755", "01777", "-1"])
+def test_file_mode_refuses_anything_but_permission_bits(value: str) -> None:
+    with pytest.raises(ConfigError, match="^DROPSYNC_FILE_MODE: "):
+        Settings.from_env({"DROPSYNC_FILE_MODE": value})
+
+
+# --- validated at start-up (issue 10 item 10): one line naming the variable ---
+
+ROOT_VARIABLES = ["DROPSYNC_ALLOWED_ROOTS", "DROPSYNC_DROP_ROOTS", "DROPSYNC_METADATA_ROOTS"]
+
+
+@pytest.mark.parametrize("name", ROOT_VARIABLES)
+def test_the_file_system_root_is_never_a_root(tmp_path: Path, name: str) -> None:
+    (tmp_path / "ok").mkdir()
+    for value in ("/", f"{tmp_path}/ok{os.pathsep}/", "/tmp/../"):
+        with pytest.raises(ConfigError, match=f"^{name}: .* is the file system root"):
+            Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("name", ROOT_VARIABLES)
+def test_relative_roots_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "repo").mkdir()
+    for value in ("repo", "./repo", "x=repo"):
+        if "=" in value and name != "DROPSYNC_DROP_ROOTS":
+            continue
+        with pytest.raises(ConfigError, match=f"^{name}: '.*repo' is not an absolute path$"):
+            Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("name", ROOT_VARIABLES)
+def test_roots_must_be_existing_folders(tmp_path: Path, name: str) -> None:
+    (tmp_path / "file").write_text("")
+    for value in (tmp_path / "missing", tmp_path / "file"):
+        with pytest.raises(ConfigError, match=f"^{name}: {value} is not an existing folder$"):
+            Settings.from_env({name: str(value)})
+
+
+def test_metadata_roots(tmp_path: Path) -> None:
+    for folder in ("meta", "lims", "repo"):
+        (tmp_path / folder).mkdir()
+    settings = Settings.from_env({"DROPSYNC_METADATA_ROOTS": f"{tmp_path}/meta{os.pathsep}{tmp_path}/lims/",
+                                  "DROPSYNC_ALLOWED_ROOTS": f"{tmp_path}/repo"})
+    assert settings.metadata_roots == (tmp_path / "meta", tmp_path / "lims")
+    assert settings.metadata_readable() == (tmp_path / "repo", tmp_path / "meta", tmp_path / "lims")
+    assert Settings.from_env({}).metadata_roots == ()
+
+
+@pytest.mark.parametrize("name", list(NUMBERS))
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e400", "ten"])
+def test_numbers_must_be_finite_and_in_range(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message
+    assert repr(value) in message
+
+
+@pytest.mark.parametrize("name", [n for n, r in NUMBERS.items() if r.integer])
+def test_whole_number_settings_refuse_fractions(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: not a whole number: '2.5'$"):
+        Settings.from_env({name: "2.5"})
+
+
+@pytest.mark.parametrize("name", ["DROPSYNC_LEASE_SECONDS", "DROPSYNC_LABKEY_TIMEOUT", "DROPSYNC_MAX_FAILURES",
+                                  "DROPSYNC_LABKEY_ATTEMPTS", "DROPSYNC_SENSOR_INTERVAL"])
+def test_zero_is_refused_where_it_makes_no_sense(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: '0' is out of range"):
+        Settings.from_env({name: "0"})
+
+
+def test_numbers_in_range_are_read() -> None:
+    env = {"DROPSYNC_QUIET_SECONDS": "0", "DROPSYNC_LEASE_SECONDS": "0.5", "DROPSYNC_MAX_FAILURES": "3",
+           "DROPSYNC_LABKEY_ATTEMPTS": "1", "DROPSYNC_LABKEY_RETRY_DELAY": "0", "DROPSYNC_LABKEY_TIMEOUT": "2.5",
+           "DROPSYNC_SENSOR_INTERVAL": "1"}
+    assert Settings.from_env(env).quiet_seconds == 0.0
+    assert [env_number(env, n) for n in NUMBERS] == [0.0, 0.5, 3, 1, 0.0, 2.5, 1]
+    assert env_number({}, "DROPSYNC_SENSOR_INTERVAL", 30) == 30

@@ -1,0 +1,25 @@
+"""The state folder (plans, results) and the SQLite status database are the service account's alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dropsync_dagster.core.results import ChecksumsResult, ResultStore
+from dropsync_dagster.core.status_open import open_store
+
+
+def test_state_folder_is_0700_and_the_status_database_0600(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = open_store({}, state)
+    store.put_files("seq-drop", [])
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / store.path.name).stat().st_mode & 0o777 == 0o600
+    assert all(p.stat().st_mode & 0o077 == 0 for p in state.iterdir() if p.name.startswith(store.path.name))
+
+
+def test_results_tighten_a_state_folder_made_world_readable(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    ResultStore(state).save("seq-drop", "checksums", ChecksumsResult(drop="seq-drop"))
+    assert state.stat().st_mode & 0o777 == 0o700
