@@ -7,7 +7,7 @@ NODE_DIR := .node
 POUCHDB := $(NODE_DIR)/node_modules/.bin/pouchdb-server
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test demo dev bench clean
+.PHONY: install test demo dev bench clean chromium
 
 install: $(STAMP)
 
@@ -26,12 +26,17 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-test: $(STAMP) $(POUCHDB)
+# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: $(STAMP) $(POUCHDB) chromium
 	DROPSYNC_POUCHDB_BIN=$(CURDIR)/$(POUCHDB) $(PY) -m pytest -n 2 -q dropsync_dagster_tests
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dropsync demo
 
+# Settings: ./.env (make demo writes the demo's), loaded by dagster dev into the code location.
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
@@ -50,4 +55,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run_overhead
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR) .dropsync .demo .bench
+	rm -rf $(VENV) $(NODE_DIR) .dropsync .demo .bench .screenshots

@@ -8,6 +8,7 @@ from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.labkey import labkey_records
 from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.originals import archived_originals
+from dropsync_dagster.execution import drop_run_executor
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
@@ -19,6 +20,9 @@ defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
     jobs=[sync_drop, sync_drop_celery],
     sensors=[drop_sensor, drop_failure_sensor],
+    # Every job without an executor of its own (sync_drop, and the asset graph's __ASSET_JOB that
+    # Materialize and backfills launch) runs in one process with the drop runs' retry strategy.
+    executor=drop_run_executor,
     resources={
         "storage": StorageResource.from_env(),
         "gpg": GpgResource.from_env(),

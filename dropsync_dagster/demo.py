@@ -32,6 +32,7 @@ SYNC_YML = {
     "repository_folder": "../../repository",
     "repository_filename": "scRNA/raw/<phase>/<lib>/<lib>_<seq>_r<run>__<suffix>.fastq.gz",
     "processed_folder": "../../processed",
+    "processed_rebase_from": "..",  # originals land in processed/<drop>/…: drops never collide there
     "filename_sequence": "run",
 }
 
@@ -52,6 +53,28 @@ def demo_env(base: Path) -> dict[str, str]:
     }
 
 
+ENV_FILE_HEADER = """\
+# Deployment settings of this project folder. `dagster dev` (make dev), `dagster-webserver` and
+# `dagster-daemon` load this file into the code location's environment; variables set here win
+# over the shell's. Written by `dropsync demo` for the demo: point the DROPSYNC_* values at real
+# folders to watch real drops (README, Deployment settings). Kept out of git (.gitignore).
+"""
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> bool:
+    """Write `env` as a dotenv file unless one exists (it is the user's then); True when written."""
+    if path.exists():
+        return False
+    lines = [f'{k}="{_dotenv_quoted(v)}"' for k, v in env.items()]
+    path.write_text(ENV_FILE_HEADER + "\n".join(lines) + "\n")
+    return True
+
+
+def _dotenv_quoted(value: str) -> str:
+    """A value for double quotes in a dotenv file (python-dotenv unescapes \\ and \\")."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def make_demo_key(home: Path) -> None:
     """A throwaway key pair without passphrase: the demo archive's owner."""
     if home.exists():
@@ -64,15 +87,15 @@ def make_demo_key(home: Path) -> None:
     )
 
 
-def build(base: Path) -> Path:
-    """Create the demo drop once: gzipped FASTQ reads named as in the seed README, some `.md5`s."""
-    drop = base / "drops" / DROP_NAME
+def build(base: Path, name: str = DROP_NAME) -> Path:
+    """Create a demo drop once: gzipped FASTQ reads named as in the seed README, some `.md5`s."""
+    drop = base / "drops" / name
     if drop.exists():
         return drop
     for folder in ("repository", "processed"):
         (base / folder).mkdir(parents=True, exist_ok=True)
     for rel in _fastq_names():
-        data = _fastq(rel, reads=2000)
+        data = _fastq(f"{name}/{rel}", reads=2000)  # every drop's reads are its own
         path = drop / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -110,7 +133,8 @@ def verify(base: Path, drop: Path) -> list[str]:
         problems.append(f"expected 3 files in the repository, found {len(copies)}")
     if not (drop / HELD_BACK).exists():
         problems.append(f"{HELD_BACK} (wrong .md5) should have been held back in the drop")
-    moved = sorted(p.relative_to(base / "processed").as_posix() for p in (base / "processed").rglob("*.fastq.gz"))
+    processed = base / "processed" / drop.name
+    moved = sorted(p.relative_to(processed).as_posix() for p in processed.rglob("*.fastq.gz"))
     if len(moved) != 3 or HELD_BACK in moved:
         problems.append(f"expected the 3 good originals in processed/, found {moved}")
     return problems + verify_archive(base, drop) + verify_status(base)
@@ -158,7 +182,7 @@ def verify_archive(base: Path, drop: Path) -> list[str]:
     problems = []
     for member in (p for p in restored.rglob("*") if p.is_file()):
         rel = member.relative_to(restored)
-        original = drop / rel if (drop / rel).exists() else base / "processed" / rel
+        original = drop / rel if (drop / rel).exists() else base / "processed" / drop.name / rel
         if not original.exists() or original.read_bytes() != member.read_bytes():
             problems.append(f"restored {rel} differs from the original")
     shutil.rmtree(restored)
@@ -170,6 +194,8 @@ def main() -> int:
     base = Path(os.path.abspath(".demo"))
     make_demo_key(base / "gnupg")
     drop = build(base)
+    if write_env_file(Path(".env"), demo_env(base)):
+        print(f"wrote {Path('.env').resolve()}: the demo's settings, for make dev", flush=True)
     env = {**os.environ, **demo_env(base)}
     env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
     cmd = [sys.executable, "-m", "dropsync_dagster.cli", "sync", str(drop), "--do-it", "--yes"]
@@ -189,7 +215,7 @@ def main() -> int:
         "as received in .demo/archive, restored byte for byte by gpg --decrypt | tar -x with the key "
         "wrapped to the demo recipient in .demo/keys; the drop's status document is synced with one "
         "lineage document per file (dropsync status / dropsync lineage PATH).\n"
-        f"See the runs in the UI: make dev (DAGSTER_HOME={env['DAGSTER_HOME']})."
+        f"See the runs in the UI: make dev (DAGSTER_HOME={env['DAGSTER_HOME']}; settings from .env)."
     )
     return 0
 

@@ -5,18 +5,25 @@ import os
 
 import dagster as dg
 
+from dropsync_dagster.assets.archive import encrypted_archive
+from dropsync_dagster.assets.checksums import drop_checksums
+from dropsync_dagster.assets.copies import repository_copies
+from dropsync_dagster.assets.labkey import labkey_records
+from dropsync_dagster.assets.manifest import drop_manifest
+from dropsync_dagster.assets.originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.registry import locate
 from dropsync_dagster.core.runs import record_run_failure
 from dropsync_dagster.core.settings import env_number
-from dropsync_dagster.core.watch import tick
+from dropsync_dagster.core.watch import skip_reason, tick
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.runner import LAUNCHED_BY
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
-
+DROP_ASSETS = frozenset(a.key for a in (drop_manifest, drop_checksums, encrypted_archive, repository_copies,
+                                        labkey_records, archived_originals))
 
 # DROPSYNC_SENSOR_INTERVAL: seconds between ticks (default 30; tests use 1).
 @dg.sensor(
@@ -42,15 +49,27 @@ def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, s
         run_requests=[dg.RunRequest(partition_key=d.key, tags={LAUNCHED_BY: "sensor"}) for d in decided.run],
         dynamic_partitions_requests=[drops.build_add_request([d.key for d in decided.register])] if decided.register else [],
         cursor=json.dumps(decided.cursor, separators=(",", ":")),
+        skip_reason=skip_reason(decided, settings),  # shown in the tick history when nothing runs
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[sync_drop, sync_drop_celery], default_status=dg.DefaultSensorStatus.RUNNING)
+def failed_drop(run: dg.DagsterRun) -> str | None:
+    """The drop a failed run counts against: a run of one `drops` partition that materialises our
+    assets, whatever launched it (sensor, job page, asset graph, backfill, retry). None for
+    other runs and for the CLI's in-process runs, which the CLI counts itself."""
+    ours = run.job_name in (sync_drop.name, sync_drop_celery.name) or bool(DROP_ASSETS & set(run.asset_selection or ()))
+    if not ours or run.tags.get(LAUNCHED_BY) == "cli":
+        return None
+    return run.tags.get("dagster/partition")
+
+
+# No monitored_jobs: every job of this code location, `__ASSET_JOB` (Materialize, backfills) included.
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
 def drop_failure_sensor(context: dg.RunFailureSensorContext, storage: StorageResource, status: StatusResource) -> None:
     """Count a failed run against its drop (the CLI counts the runs it executes in-process)."""
     run = context.dagster_run
-    drop = run.tags.get("dagster/partition")
-    if drop is None or run.tags.get(LAUNCHED_BY) == "cli":
+    drop = failed_drop(run)
+    if drop is None:
         return
     settings = storage.settings()
     error = context.failure_event.message or "run failed"

@@ -34,6 +34,7 @@ def definitions_for(drop: Drop, **resources: object) -> dg.Definitions:
         asset_checks=list(defs.asset_checks or []),
         jobs=list(defs.jobs or []),
         sensors=list(defs.sensors or []),
+        executor=defs.executor,
         resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE,
                    "status": SQLITE_STATUS, **resources},
     )

@@ -8,7 +8,7 @@ import shutil
 import dagster as dg
 
 from dropsync_dagster.sensors import drop_sensor
-from dropsync_dagster_tests.dagster_env import definitions_for, run_job
+from dropsync_dagster_tests.dagster_env import definitions_for, run_job, storage_for
 from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
 
 
@@ -25,8 +25,8 @@ def new_drop(base, name: str, ready: bool = True) -> Drop:
 class Ticker:
     """Evaluates ticks in sequence, carrying the cursor and applying partition requests."""
 
-    def __init__(self, instance: dg.DagsterInstance, drop: Drop) -> None:
-        self.instance, self.defs, self.cursor = instance, definitions_for(drop), None
+    def __init__(self, instance: dg.DagsterInstance, drop: Drop, **resources: object) -> None:
+        self.instance, self.defs, self.cursor = instance, definitions_for(drop, **resources), None
 
     def tick(self) -> dg.SensorExecutionData:
         ctx = dg.build_sensor_context(
@@ -106,3 +106,55 @@ def test_deleted_drop_does_not_break_the_sensor(tmp_path) -> None:
 
 def json_keys(cursor: str) -> list[str]:
     return list(json.loads(cursor)["drops"])
+
+
+def test_without_drop_roots_the_tick_history_says_so(tmp_path) -> None:
+    drop = new_drop(tmp_path, "run_a")
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(instance, drop, storage=storage_for(drop.env(DROPSYNC_DROP_ROOTS=None)))
+        data = ticker.tick()
+        assert data.run_requests == []
+        assert data.skip_message.startswith("DROPSYNC_DROP_ROOTS is not set: no drop folder to watch")
+        assert ".env" in data.skip_message
+
+
+def test_skip_reasons_say_what_the_tick_did(tmp_path) -> None:
+    drop = new_drop(tmp_path, "run_a")
+    new_drop(tmp_path, "run_b")
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(instance, drop)
+        assert ticker.tick().skip_message.startswith("registered 2 ready drop(s) as partitions without running them")
+        assert ticker.tick().skip_message == f"no new or changed ready drop under seq={tmp_path / 'drops'}"
+        new_drop(tmp_path, "run_c")
+        data = ticker.tick()
+        assert ticker.run_keys(data) == ["seq-run_c"] and data.skip_message is None
+
+
+def test_a_broken_sync_yml_is_a_skip_reason_once_per_change(tmp_path) -> None:
+    drop = new_drop(tmp_path, "run_a")
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(instance, drop)
+        ticker.tick()
+        broken = new_drop(tmp_path, "run_broken")
+        (broken.path / "sync.yml").write_text("drop_filename_filter: [unclosed\n")
+        first = ticker.tick()
+        assert first.run_requests == []
+        assert first.skip_message.startswith("seq-run_broken: ") and "sync.yml" in first.skip_message
+        assert "seq-run_broken" not in ticker.tick().skip_message  # not on every tick
+        assert "seq-run_broken" not in ticker.tick().skip_message
+        (broken.path / "sync.yml").write_text("drop_filename_filter: [still unclosed\n")  # a change
+        assert ticker.tick().skip_message.startswith("seq-run_broken: ")
+        assert "seq-run_broken" not in ticker.tick().skip_message
+        broken.write_config(seed_config(broken.repository, broken.processed, labkey=None, fields=None, field_parameters=None))
+        assert ticker.run_keys(ticker.tick()) == ["seq-run_broken"]
+
+
+def test_a_failed_transfer_is_a_skip_reason_once(tmp_path) -> None:
+    drop = new_drop(tmp_path, "run_a")
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(instance, drop)
+        ticker.tick()
+        bad = new_drop(tmp_path, "run_bad", ready=False)
+        bad.mark_ready(rsync_exitcode="23")
+        assert ticker.tick().skip_message.startswith("seq-run_bad: transfer failed")
+        assert "seq-run_bad" not in ticker.tick().skip_message

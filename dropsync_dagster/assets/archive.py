@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.metadata import check_result
+from dropsync_dagster.assets.metadata import check_result, drop_check, mib_per_s
 from dropsync_dagster.core.archive_step import archive_drop, archive_problems
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.partitions import drops
@@ -13,6 +13,13 @@ from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 ARCHIVE_CHECK = "archive_matches_checksums"
+ARCHIVE_CHECK_DESCRIPTION = (
+    "Proves that the drop's validated archive generations together hold every planned file with "
+    "its BLAKE3, by decrypting and re-hashing them, not by gpg's exit code alone (passes with "
+    "enabled=false when archives are off for the drop). Blocking: no original moves without it. "
+    "When it fails: check gpg, the recipients' keys (DROPSYNC_GPG_RECIPIENTS, GNUPGHOME) and the "
+    "archive folder, then materialise the drop again: a new generation is written, none overwritten."
+)
 
 
 @dg.asset(
@@ -21,7 +28,7 @@ ARCHIVE_CHECK = "archive_matches_checksums"
     kinds={"gpg"},
     deps=[drop_checksums],
     pool="gpg",
-    check_specs=[dg.AssetCheckSpec(ARCHIVE_CHECK, asset="encrypted_archive", blocking=True)],
+    check_specs=[drop_check(ARCHIVE_CHECK, "encrypted_archive", ARCHIVE_CHECK_DESCRIPTION)],
 )
 def encrypted_archive(
     context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, status: StatusResource
@@ -38,16 +45,17 @@ def encrypted_archive(
         metadata.update({
             "generation": written.get("generation") or 0,
             "nothing_new": bool(written.get("nothing_to_archive")),
-            "archive_path": str(written.get("archive_path") or ""),
+            "archive_path": dg.MetadataValue.path(str(written.get("archive_path") or "")),
             "archive_bytes": int(written.get("archive_size") or 0),
             "members": int(written.get("member_count") or 0),
             "wrapped_to": ", ".join(written.get("recipient_fingerprints") or []),
-            "encrypt_MB_per_s": float(written.get("encrypt_mb_per_s") or 0.0),
-            "validate_MB_per_s": float(written.get("validate_mb_per_s") or 0.0),
+            "encrypt_MiB_per_s": mib_per_s(int(written.get("bytes_written") or 0), float(written.get("encrypt_seconds") or 0.0)),
+            "validate_MiB_per_s": mib_per_s(int(written.get("bytes_written") or 0), float(written.get("validate_seconds") or 0.0)),
             "archived_files_total": len(archived.archived),
             "held_changed_since_plan": ", ".join(archived.changed) or "none",
         })
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[check_result(ARCHIVE_CHECK, archive_problems(plan, checksums, archived), enabled=archived.enabled)],
+        check_results=[check_result(ARCHIVE_CHECK, archive_problems(plan, checksums, archived), enabled=archived.enabled,
+                                    drop=plan.drop)],
     )

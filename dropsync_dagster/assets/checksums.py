@@ -4,8 +4,9 @@ import dagster as dg
 
 from dropsync_dagster.assets.manifest import drop_manifest
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.metadata import tally, transfer_metadata
+from dropsync_dagster.assets.metadata import held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.checksums import compute_checksums
+from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.writeback import wants_checksum
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
@@ -21,5 +22,6 @@ def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, 
         path = step.save("checksums", checksums)
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
-        metadata=transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path)
+        metadata={**transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path),
+                  **held_metadata(held_files(plan, checksums))},
     )

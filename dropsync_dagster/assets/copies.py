@@ -4,15 +4,22 @@ import dagster as dg
 
 from dropsync_dagster.assets.checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.metadata import check_result, tally, transfer_metadata
+from dropsync_dagster.assets.metadata import check_result, drop_check, held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.checks import copy_problems
 from dropsync_dagster.core.copies import copy_files
+from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 COPIES_CHECK = "copies_match_source_digests"
+COPIES_CHECK_DESCRIPTION = (
+    "Proves that every repository copy, and every target found already synced, re-hashes from "
+    "disk to its source's BLAKE3. Blocking: LabKey and the move of originals wait for it. When it "
+    "fails: the listed targets are missing or differ — check the repository's storage, compare "
+    "the target with its source before removing anything, then materialise the drop again."
+)
 
 
 @dg.asset(
@@ -20,7 +27,7 @@ COPIES_CHECK = "copies_match_source_digests"
     group_name="dropsync",
     kinds={"python"},
     deps=[drop_checksums],
-    check_specs=[dg.AssetCheckSpec(COPIES_CHECK, asset="repository_copies", blocking=True)],
+    check_specs=[drop_check(COPIES_CHECK, "repository_copies", COPIES_CHECK_DESCRIPTION)],
 )
 def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Copy each verified file to its frozen target; identical targets count as already synced."""
@@ -31,6 +38,7 @@ def repository_copies(context: dg.AssetExecutionContext, storage: StorageResourc
         path = step.save("copies", copies)
     outcomes = tally([c.outcome for c in copies.files.values()])
     return dg.MaterializeResult(
-        metadata=transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),
-        check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums))],
+        metadata={**transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),
+                  **held_metadata(held_files(plan, checksums, copies))},
+        check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums), drop=plan.drop)],
     )

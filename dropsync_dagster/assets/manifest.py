@@ -9,6 +9,8 @@ from dropsync_dagster.assets.metadata import (
     SHOWN_ROWS,
     check_result,
     counts_metadata,
+    drop_check,
+    held_metadata,
     markdown_table,
     plan_metadata,
     tally,
@@ -16,6 +18,7 @@ from dropsync_dagster.assets.metadata import (
 from dropsync_dagster.core.checks import target_problems
 from dropsync_dagster.core.config import CONFIG_NAME, load_config
 from dropsync_dagster.core.gpg import recipient_fingerprints
+from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey_plan import plan_drop
 from dropsync_dagster.core.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.registry import locate
@@ -26,13 +29,19 @@ from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 TARGETS_CHECK = "targets_unique_and_inside_repository"
+TARGETS_CHECK_DESCRIPTION = (
+    "Proves that every file going ahead has a target of its own, inside the repository folder "
+    "(symlinks resolved). Blocking: nothing is copied while it fails. When it fails: fix "
+    "`repository_filename` (or the variables it uses) in the drop's sync.yml so that the listed "
+    "targets differ and stay inside the repository, then materialise the drop again."
+)
 
 
 @dg.asset(
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python", "yaml"},
-    check_specs=[dg.AssetCheckSpec(TARGETS_CHECK, asset="drop_manifest", blocking=True)],
+    check_specs=[drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
 )
 def drop_manifest(
     context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource,
@@ -52,7 +61,7 @@ def drop_manifest(
     hook("planned", drop=plan.drop)
     claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
     path = storage.results().save_plan(plan)
-    metadata = plan_metadata(plan, path)
+    metadata = {**plan_metadata(plan, path), **held_metadata(held_files(plan))}
     if plan.labkey_configured:
         metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
         # The UI shows the first rows; counts are in write_action/*, everything in the plan JSON.
@@ -60,5 +69,5 @@ def drop_manifest(
         metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan, SHOWN_ROWS))
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[check_result(TARGETS_CHECK, target_problems(plan))],
+        check_results=[check_result(TARGETS_CHECK, target_problems(plan), drop=plan.drop)],
     )

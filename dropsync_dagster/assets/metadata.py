@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
+from dropsync_dagster.core.held import HeldFile
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.report import copy_plan_rows, move_plan_rows, plan_rows
+from dropsync_dagster.core.report import copy_plan_rows, lineage_lines, move_plan_rows, plan_rows
+from dropsync_dagster.core.status import DropDoc
+from dropsync_dagster.core.status_files import FileDoc
+from dropsync_dagster.partitions import drops
 
 SHOWN_ROWS = 50
 
@@ -36,20 +41,74 @@ def plan_metadata(plan: Plan, path: Path) -> dict[str, object]:
         "files": len(plan.entries),
         **counts_metadata(plan.counts(), "reason/"),
         "plan": markdown_table(plan_rows(plan)),
-        "copy_plan": markdown_table(copy_plan_rows(plan)),
-        "move_plan": markdown_table(move_plan_rows(plan)),
+        # The copy and move plans as lists of `file → where · action`: two paths a row fit no table in the pane.
+        "copy_plan": markdown_list([f"{r['file']} → {r['target']} · {r['action']}" for r in copy_plan_rows(plan)]),
+        "move_plan": markdown_list([f"{r['file']} → {r['processed']} · {r['action']}" for r in move_plan_rows(plan, short=True)]),
         "plan_json": dg.MetadataValue.path(str(path)),
     }
 
 
-def check_result(name: str, problems: list[str], **metadata: object) -> dg.AssetCheckResult:
-    """A check that passes when `problems` is empty; the first problems are listed."""
-    listed = "\n".join(f"- {p}" for p in problems[:SHOWN_ROWS]) or "none"
+PER_DROP = "Evaluated per drop: each result belongs to the drop's partition and names it (metadata `drop`)."
+
+
+def drop_check(name: str, asset: str, description: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
+    """A check evaluated per drop: its results are recorded against the drop's partition (and
+    name it in their `drop` metadata), so a check's history says which drop each result was for."""
+    with warnings.catch_warnings():
+        # Partitioned checks are a preview in Dagster 1.13 (and what the UI shows per partition): known, chosen.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, partitions_def=drops,
+                                 description=f"{description} {PER_DROP}")
+
+
+def check_result(name: str, problems: list[str], warnings: list[str] | None = None, **metadata: object) -> dg.AssetCheckResult:
+    """Passes when there are neither `problems` nor `warnings`; problems fail it (ERROR, which
+    blocks a blocking check), warnings alone fail it with WARN. The first ones are listed."""
+    warnings = warnings or []
+    listed = "\n".join(f"- {p}" for p in (problems or warnings)[:SHOWN_ROWS]) or "none"
     return dg.AssetCheckResult(
         check_name=name,
-        passed=not problems,
-        metadata={"problems": dg.MetadataValue.md(listed), "problem_count": len(problems), **metadata},
+        passed=not problems and not warnings,
+        severity=dg.AssetCheckSeverity.ERROR if problems or not warnings else dg.AssetCheckSeverity.WARN,
+        metadata={"problems": dg.MetadataValue.md(listed), "problem_count": len(problems),
+                  "warning_count": len(warnings), **metadata},
     )
+
+
+def held_metadata(held: list[HeldFile]) -> dict[str, object]:
+    """The files held back so far: a count, and a table of the first ones with the reason and,
+    where digests tell why, the expected and actual ones (two columns: it fits the pane)."""
+    rows = [{"file": h.file, "reason": f"{h.reason}: expected {h.expected}, actual {h.actual}" if h.expected else h.reason}
+            for h in held]
+    return {"held_files": len(held), "held_back": markdown_table(rows) if rows else dg.MetadataValue.md("_none held back_")}
+
+
+def markdown_list(lines: list[str], limit: int = SHOWN_ROWS) -> dg.MarkdownMetadataValue:
+    """A bullet list of the first `limit` lines (wraps in a narrow pane, unlike a wide table)."""
+    shown = [f"- {line}" for line in lines[:limit]] or ["_none_"]
+    more = [f"\n_{len(lines) - limit} more in the JSON results_"] if len(lines) > limit else []
+    return dg.MetadataValue.md("\n".join(shown + more))
+
+
+def drop_state_metadata(doc: DropDoc, plan: Plan, lineage: list[FileDoc]) -> dict[str, object]:
+    """The drop's status document and its files' lineage, as the UI shows them on the last step."""
+    return {
+        "drop_status": doc.status,
+        "owner_run": dg.MetadataValue.dagster_run(doc.owner) if doc.owner else "",
+        "failure_count": doc.failure_count,
+        "last_error": doc.last_error or "",
+        "status_counts": markdown_table([{"outcome": k, "files": str(v)} for k, v in sorted(doc.counts.items())]),
+        "lineage": markdown_list(lineage_lines(plan, lineage)),
+        "lineage_command": dg.MetadataValue.md(
+            f"`dropsync lineage PATH` (a file's drop, repository or processed path) prints a file's whole "
+            f"lineage document; `dropsync status {plan.drop}` this status document."
+        ),
+    }
+
+
+def mib_per_s(nbytes: int, seconds: float) -> float:
+    """Throughput in MiB/s, rounded to one decimal: the one unit every step reports."""
+    return round(nbytes / 2**20 / max(seconds, 1e-9), 1)
 
 
 def tally(values: list[str]) -> dict[str, int]:
@@ -66,6 +125,6 @@ def transfer_metadata(files: int, counts: dict[str, int], prefix: str, nbytes: i
         "files": files,
         **counts_metadata(counts, prefix),
         "bytes": nbytes,
-        "MiB_per_s": round(nbytes / 2**20 / max(seconds, 1e-9), 1),
+        "MiB_per_s": mib_per_s(nbytes, seconds),
         "result_json": dg.MetadataValue.path(str(path)),
     }

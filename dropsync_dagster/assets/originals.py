@@ -6,8 +6,16 @@ from dropsync_dagster.assets.archive import encrypted_archive
 from dropsync_dagster.assets.copies import repository_copies
 from dropsync_dagster.assets.labkey import labkey_records
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.metadata import check_result, counts_metadata, tally
+from dropsync_dagster.assets.metadata import (
+    check_result,
+    counts_metadata,
+    drop_check,
+    drop_state_metadata,
+    held_metadata,
+    tally,
+)
 from dropsync_dagster.core.checks import original_problems
+from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey_records import recorded_files
 from dropsync_dagster.core.lineage import MoveIntents, as_outcomes, confirm_intents, intended_moves, lineage_docs
 from dropsync_dagster.core.originals import move_originals
@@ -17,6 +25,13 @@ from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 ORIGINALS_CHECK = "originals_accounted_for"
+ORIGINALS_CHECK_DESCRIPTION = (
+    "Proves that every matched file is in exactly one place: moved to the processed folder with "
+    "its checksum intact, or still in the drop with a reason. Fails with ERROR when a file is "
+    "lost, in both places or altered: compare the drop, the processed folder and `dropsync lineage`. "
+    "Fails with WARN (not blocking) while files are held back, listing them with their reasons: "
+    "fix the cause (e.g. re-transfer a file whose .md5 does not match) and materialise the drop again."
+)
 
 
 @dg.asset(
@@ -24,7 +39,7 @@ ORIGINALS_CHECK = "originals_accounted_for"
     group_name="dropsync",
     kinds={"python"},
     deps=[repository_copies, encrypted_archive, labkey_records],
-    check_specs=[dg.AssetCheckSpec(ORIGINALS_CHECK, asset="archived_originals")],
+    check_specs=[drop_check(ORIGINALS_CHECK, "archived_originals", ORIGINALS_CHECK_DESCRIPTION, blocking=False)],
 )
 def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Move each original whose copy is verified (and recorded/archived where required)."""
@@ -51,16 +66,21 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
             plan, checksums, copies, storage.settings(),
             recorded=recorded, archived=archived if archive.enabled else None, guard=step.guard,
         )
-        store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids))
+        lineage = lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids)
+        store.put_files(plan.drop, lineage)
         path = step.save("originals", originals)
         outcomes = tally([m.label for m in originals.files.values()])
         step.guard.check()
-        store.mark_synced(plan.drop, step.owner, outcomes)
+        doc = store.mark_synced(plan.drop, step.owner, outcomes)
+    held_back = held_files(plan, checksums, copies, labkey, originals)
     return dg.MaterializeResult(
         metadata={
             "files": len(originals.files),
             **counts_metadata(outcomes, "outcome/"),
             "result_json": dg.MetadataValue.path(str(path)),
+            **held_metadata(held_back),
+            **drop_state_metadata(doc, plan, lineage),
         },
-        check_results=[check_result(ORIGINALS_CHECK, original_problems(plan, originals, checksums))],
+        check_results=[check_result(ORIGINALS_CHECK, original_problems(plan, originals, checksums),
+                                    [f"{h.file}: held back ({h.reason})" for h in held_back], drop=plan.drop)],
     )

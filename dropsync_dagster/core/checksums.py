@@ -61,9 +61,10 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
 def _checksum(entry: PlanEntry, hashed: Hashed, md5: str | None) -> FileChecksum:
     kind = "md5" if md5 else "blake3"
     if hashed.digests is None:
-        return FileChecksum(digests=None, sidecar=kind, reason=hashed.reason)
+        return FileChecksum(digests=None, sidecar=kind, reason=hashed.reason, expected_md5=md5)
     return FileChecksum(
-        digests=hashed.digests, sidecar=kind, identity=hashed.identity, reason=_verdict(entry, hashed.digests.size, hashed.digests.md5, md5)
+        digests=hashed.digests, sidecar=kind, identity=hashed.identity, expected_md5=md5,
+        reason=_verdict(entry, hashed.digests.size, hashed.digests.md5, md5),
     )
 
 

@@ -3,8 +3,11 @@ planned creates. Shared by CLI and UI."""
 
 from __future__ import annotations
 
+import os
+
 from dropsync_dagster.core.labkey_plan import create_rows, update_diff_rows
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
+from dropsync_dagster.core.status_files import FileDoc
 
 # Matched files stopped for these reasons make `dropsync plan/sync` exit 1.
 GATE_REASONS = frozenset(Reason) - {Reason.SKIPPED_NON_MATCH, Reason.ALREADY_SYNCED}
@@ -49,13 +52,36 @@ def copy_plan_rows(plan: Plan) -> list[dict[str, str]]:
     ]
 
 
-def move_plan_rows(plan: Plan) -> list[dict[str, str]]:
-    """One row per matched file: source, processed destination, move action."""
+def move_plan_rows(plan: Plan, short: bool = False) -> list[dict[str, str]]:
+    """One row per matched file: source, destination (`short`: relative to the processed folder), action."""
     return [
-        {"file": e.relpath, "processed": e.processed or "", "action": move_action(e)}
+        {"file": e.relpath, "processed": relative(e.processed, plan.processed_folder) if short else e.processed or "",
+         "action": move_action(e)}
         for e in plan.entries
         if e.matched
     ]
+
+
+def lineage_lines(plan: Plan, docs: list[FileDoc]) -> list[str]:
+    """One line per file document: its target (relative to the repository), archive generation,
+    LabKey row, and whether the original moved or why it stayed (full paths: `dropsync lineage`)."""
+    lines = []
+    for d in docs:
+        where = [f"→ {relative(d.target, plan.repository_folder)}" if d.target else "→ not copied"]
+        where += [f"archive g{d.archive.generation}"] if d.archive else []
+        where += [f"LabKey row {d.labkey_row_id}"] if d.labkey_row_id is not None else []
+        held = (d.model_extra or {}).get("held_reason")
+        where.append("original moved" if d.processed else f"original in the drop ({held or 'not moved'})")
+        lines.append(f"{d.relpath} {where[0]} · " + " · ".join(where[1:]))
+    return lines
+
+
+def relative(path: str | None, folder: str) -> str:
+    """`path` relative to `folder` when inside it (the tables' width), else as given."""
+    if not path:
+        return ""
+    inside = os.path.relpath(path, folder)
+    return path if inside.startswith("..") else inside
 
 
 def labkey_diff_rows(plan: Plan, max_rows: int | None = None) -> list[dict[str, str]]:

@@ -25,6 +25,7 @@ class FileChecksum(BaseModel):
     sidecar: str  # "md5" (kept, verified) or "blake3" (written by us)
     reason: Reason | None = None  # md5_mismatch, not_verified, changed_since_plan, bad_sidecar, ...
     identity: Identity | None = None  # the file that was hashed: only it may move (ctime included)
+    expected_md5: str | None = None  # what the `.md5` sidecar said, when there is one
 
 
 class ChecksumsResult(BaseModel):

@@ -73,13 +73,15 @@ class SqliteStatusStore(StatusStore):
         self._local = threading.local()  # a thread's own connection; it goes when the thread does
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Only the service account reads the status documents (SQLite gives -wal/-shm the same mode).
-        # Never open (and close) an existing database file here: closing any descriptor of it
-        # drops every POSIX lock this process holds on it, and another process closing its last
-        # connection then deletes the -wal and -shm files under this process's connections.
         try:
+            # O_EXCL: never open (and close) an existing database file here. Closing any descriptor
+            # of the file drops every POSIX lock this process holds on it, including those of
+            # another store's live connections (a heartbeat thread, the next step in one process),
+            # which SQLite then reports as a disk I/O error.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         except FileExistsError:
-            pass  # made by another store or process; its mode is set below
+            if self.path.is_symlink():  # what O_NOFOLLOW refused before O_EXCL: never follow one
+                raise RefusedError(f"status store {self.path}: is a symlink; refusing to use it") from None
         os.chmod(self.path, 0o600)
         with self._guard("create schema"):
             conn = self._conn()

@@ -91,6 +91,8 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
         known.forget(key)  # the folder is gone; forget it rather than fail
     failed_before: dict[str, str] = state.get("transfer_failed", {})
     failed: dict[str, str] = {}
+    broken_before: dict[str, int] = state.get("broken", {})
+    broken: dict[str, int] = {}
     complete = True
     for key, drop in found.items():
         if key in known.hot or key in known.cold:
@@ -104,7 +106,16 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
             if key not in failed_before:  # report once, not on every tick
                 plan.problems.append(failed[key])
         elif ready is Readiness.READY:
+            if _unchanged_since(drop, broken_before.get(key)):
+                broken[key] = broken_before[key]  # still the sync.yml already reported: say nothing
+                continue
+            problems_before = len(plan.problems)
             looked = _look(drop, None, None, plan.problems)
+            if looked is None and len(plan.problems) > problems_before:
+                try:  # a broken sync.yml: reported now, and again only once the drop changes
+                    broken[key] = newest_folder(drop.path)
+                except OSError:
+                    pass  # vanished or unreadable: looked at (and reported) again next tick
             if looked is not None:
                 # Historical drops are never run by the sensor, so none needs watching closely:
                 # a backlog of thousands stays out of the cursor and out of the next tick.
@@ -119,8 +130,35 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
         gen += 1
         _write_index(settings, gen, known.cold)
     plan.cursor = {"v": CURSOR_VERSION, "gen": gen, "init": int(initial and not complete), "next": nxt,
-                   "drops": known.hot, "transfer_failed": failed}
+                   "drops": known.hot, "transfer_failed": failed, "broken": broken}
     return plan
+
+
+def skip_reason(plan: TickPlan, settings: Settings) -> str | None:
+    """What a tick that requests no run tells the sensor's tick history (None when it runs drops)."""
+    if plan.run:
+        return None
+    if not settings.drop_roots:
+        return ("DROPSYNC_DROP_ROOTS is not set: no drop folder to watch. Set it in the code location's "
+                "environment (`make demo` writes the demo's to .env; see README, Deployment settings).")
+    said = list(plan.problems)
+    if plan.register:
+        said.append(f"registered {len(plan.register)} ready drop(s) as partitions without running them "
+                    "(drops found on the first tick are historical: materialise or backfill them from the UI)")
+    if not said:
+        roots = ", ".join(f"{r.name}={r.path}" for r in settings.drop_roots)
+        said.append(f"no new or changed ready drop under {roots}")
+    return "; ".join(said)
+
+
+def _unchanged_since(drop: DropFolder, reported: int | None) -> bool:
+    """True when a drop whose broken sync.yml was reported at ctime `reported` has not changed."""
+    if reported is None:
+        return False
+    try:
+        return newest_folder(drop.path) <= reported
+    except OSError:
+        return False
 
 
 def _watch(known: _Known, found: dict[str, DropFolder], skip: set[str], plan: TickPlan, deadline: float,

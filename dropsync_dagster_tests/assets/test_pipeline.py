@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import hashlib
+
 import blake3
 import dagster as dg
 import subprocess
@@ -26,12 +28,20 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
+    return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
+
+
 def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path)
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance)
         assert result.success
         checks = check_outcomes(result)
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        held_tables = {a: metadata_of(result, a) for a in (
+            "drop_checksums", "repository_copies", "labkey_records", "archived_originals")}
+        final = metadata_of(result, "archived_originals")
     repo = drop.repository / "scRNA/raw/btki/ABC_DEFGHI"
     assert sorted(p.name for p in repo.iterdir()) == [
         "ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz",
@@ -49,9 +59,26 @@ def test_drop_syncs_and_holds_back_the_md5_mismatch(tmp_path: Path) -> None:
     assert (drop.processed / fastq_relpath(read=1)).exists()
     assert (drop.processed / (fastq_relpath(read=1) + ".md5")).exists()
     assert (drop.processed / (fastq_relpath(read=3) + ".blake3")).exists()
+    # A drop with a held file is not all green: the originals check fails with WARN, naming it.
+    held = fastq_relpath(read=2)
+    assert checks.pop("originals_accounted_for") is False
+    warning = evaluations["originals_accounted_for"]
+    assert warning.severity == dg.AssetCheckSeverity.WARN and held in warning.metadata["problems"].value
     assert all(checks.values()), checks
-    assert {"targets_unique_and_inside_repository", "copies_match_source_digests",
-            "archive_matches_checksums", "originals_accounted_for"} <= set(checks)
+    assert {"targets_unique_and_inside_repository", "copies_match_source_digests", "archive_matches_checksums"} <= set(checks)
+    # Every result is recorded against the drop's partition, and names it.
+    assert {e.partition for e in evaluations.values()} == {drop.key}
+    assert {e.metadata["drop"].value for e in evaluations.values()} == {drop.key}
+    # Every step from the checksums on shows the held file, its reason and both digests.
+    for asset, metadata in held_tables.items():
+        assert metadata["held_files"] == 1, asset
+        data = (drop.path / held).read_bytes()
+        expected, actual = hashlib.md5(data + b"corrupt").hexdigest(), hashlib.md5(data).hexdigest()
+        assert f"| {held} | md5_mismatch: expected md5 {expected[:8]}…, actual md5 {actual[:8]}… |" in metadata["held_back"], asset
+    # The drop's status document and its files' lineage are on the last step's materialisation.
+    assert final["drop_status"] == "synced" and final["failure_count"] == 0
+    assert final["owner_run"] == result.run_id
+    assert fastq_relpath(read=1) in final["lineage"] and f"{held} → not copied · original in the drop (md5_mismatch)" in final["lineage"]
 
 
 def test_rerun_is_idempotent(tmp_path: Path) -> None:
