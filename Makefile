@@ -26,9 +26,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser).
+# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser),
+# and b3sum, so the fault suite checks sidecars with the real `b3sum -c`.
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null && command -v b3sum >/dev/null || (apt-get update && apt-get install -y chromium b3sum)
 
 test: $(STAMP) $(POUCHDB) chromium
 	DROPSYNC_POUCHDB_BIN=$(CURDIR)/$(POUCHDB) $(PY) -m pytest -n 2 -q dropsync_dagster_tests
