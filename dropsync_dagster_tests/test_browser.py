@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,17 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def dev_ui(tmp_path: Path) -> Iterator[DevUI]:
-    """`make demo`, one more ready drop under the demo's root, then `make dev`'s two processes."""
-    project, home = tmp_path / "project", tmp_path / "project" / ".dagster_home"
+def dev_ui() -> Iterator[DevUI]:
+    """`make demo`, one more ready drop under the demo's root, then `make dev`'s two processes.
+
+    The project folder is short (not pytest's tmp_path): gpg-agent puts its socket in the demo's
+    GNUPGHOME, and a Unix socket path may not exceed 107 bytes."""
+    with tempfile.TemporaryDirectory(prefix="dsui-", dir="/tmp") as short:
+        yield from _dev_ui(Path(short) / "project")
+
+
+def _dev_ui(project: Path) -> Iterator[DevUI]:
+    home = project / ".dagster_home"
     home.mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # as the Makefile does
     # Nothing from this process's settings: what the processes know, they read from .env.

@@ -42,6 +42,7 @@ def add_drop(root: Path, name: str, files: list[str] = (), ready: bool = True) -
 
 
 def settings_for(base: Path) -> Settings:
+    (base / "drops").mkdir(exist_ok=True)  # drop roots must be existing folders
     return Settings.from_env({"DROPSYNC_DROP_ROOTS": f"seq={base / 'drops'}", "DROPSYNC_STATE_DIR": str(base / "state")})
 
 

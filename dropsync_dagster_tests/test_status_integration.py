@@ -97,7 +97,10 @@ def test_two_simultaneous_syncs_one_wins_one_is_refused(tmp_path: Path) -> None:
 
 def test_failures_count_to_failed_and_reset_clears_them(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path, files=1)
-    (drop.processed / "scRNA").write_text("a file where a folder must go")  # every run fails at the move
+    # Every run fails in its last step: a folder sits where the originals result must be written.
+    # (A file where a processed folder must go no longer fails a run: that original is held `exists`.)
+    blocked = drop.settings().state_dir / "drops" / drop.key / "originals.json"
+    blocked.mkdir(parents=True)
     for attempt in (1, 2, 3):
         assert dropsync(drop, "sync", str(drop.path), "--do-it", "--yes").returncode == 3
         doc = json.loads(dropsync(drop, "status", drop.key, "--json").stdout)[0]
@@ -106,7 +109,7 @@ def test_failures_count_to_failed_and_reset_clears_them(tmp_path: Path) -> None:
     refused = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")
     assert refused.returncode == 3 and "dropsync reset" in refused.stderr
     assert json.loads(dropsync(drop, "status", drop.key, "--json").stdout)[0]["failure_count"] == 3
-    (drop.processed / "scRNA").unlink()
+    blocked.rmdir()
     assert dropsync(drop, "reset", drop.key).returncode == 0
     assert dropsync(drop, "sync", str(drop.path), "--do-it", "--yes").returncode == 0
     table = dropsync(drop, "status")
