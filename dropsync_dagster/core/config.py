@@ -5,15 +5,14 @@ Errors are one line naming the file, the key path and the line: `sync.yml:7: fie
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropsync_dagster.core.bounded_regex import BoundedPattern, compile_bounded
+from dropsync_dagster.core.config_errors import describe, dotted, key_lines, line_of
 from dropsync_dagster.core.config_yaml import parse_yaml, read_config_text
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.templating import FIELD_FUNCTIONS, placeholders
@@ -196,98 +195,20 @@ def load_config(path: Path) -> SyncConfig:
     data, root = parse_yaml(path, read_config_text(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of keys, got {type(data).__name__}")
-    lines = _key_lines(root)
+    lines = key_lines(root)
     try:
         config = SyncConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, exc, lines)) from exc
+        raise ConfigError(describe(path, exc, lines, SyncConfig)) from exc
     _check_semantics(path, config, lines)
     return config
-
-
-def _key_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
-    """Map each key path (tuple of keys and list indexes) to its 1-based line."""
-    out: dict[tuple, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = (*prefix, key_node.value)
-            out[key] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[(*prefix, i)] = item.start_mark.line + 1
-            out.update(_key_lines(item, (*prefix, i)))
-    return out
-
-
-def _line_of(lines: dict[tuple, int], loc: tuple) -> int:
-    """The line of the deepest known prefix of `loc` (1 when nothing is known)."""
-    for n in range(len(loc), 0, -1):
-        if tuple(loc[:n]) in lines:
-            return lines[tuple(loc[:n])]
-    return 1
-
-
-def _dotted(loc: tuple) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-
-
-def _describe(path: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
-    """Turn pydantic's first error into one line, suggesting the closest key for unknown keys."""
-    errors = exc.errors()
-    # A misspelt required key shows up as "missing" before "unknown"; the unknown key is the cause.
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    # pydantic puts the union/literal branch names into loc; keep only real keys.
-    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("literal[", "function-")))
-    where = f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}"
-    if err["type"] == "extra_forbidden":
-        return f"{where}: unknown key{_suggestion(loc)}"
-    if err["type"] == "missing":
-        return f"{where}: required key is missing"
-    return f"{where}: {err['msg']}"
-
-
-def _suggestion(loc: tuple) -> str:
-    model = _model_at(SyncConfig, loc[:-1])
-    if model is None:
-        return ""
-    names = [f.alias or n for n, f in model.model_fields.items()]
-    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at `loc`."""
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = next(
-            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
-        )
-        if field is None:
-            return None
-        inner = _model_in(field.annotation)
-        if inner is None:
-            return None
-        model = inner
-    return model
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def _check_semantics(path: Path, config: SyncConfig, lines: dict[tuple, int]) -> None:
     """Checks pydantic cannot express: regexes compile, every placeholder has a provider."""
 
     def where(loc: tuple) -> str:
-        return f"{path}:{_line_of(lines, loc)}: {_dotted(loc)}"
+        return f"{path}:{line_of(lines, loc)}: {dotted(loc)}"
 
     def fail(loc: tuple, message: str) -> NoReturn:
         raise ConfigError(f"{where(loc)}: {message}")

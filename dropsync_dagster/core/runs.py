@@ -10,7 +10,8 @@ from pathlib import Path
 from dropsync_dagster.core.discovery import Readiness, readiness
 from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.settings import Settings
-from dropsync_dagster.core.status import DropDoc, DropState, StatusStore, utcnow, worker_id
+from dropsync_dagster.core.status import StatusStore
+from dropsync_dagster.core.status_doc import DropDoc, DropState, utcnow, worker_id
 
 IGNORE_READINESS_HINT = "`dropsync sync --ignore-readiness` or the run tag dropsync/ignore_readiness=true"
 
