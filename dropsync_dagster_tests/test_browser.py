@@ -193,7 +193,8 @@ def _open_launch_dialog(page, materialize):  # noqa: ANN001, ANN202 (playwright 
         if not dialog.is_visible():
             materialize.click()
         try:
-            dialog.get_by_text("Select a partition or create one").click(timeout=20_000)
+            hint = "Select a partition or create one"  # a text, or (seen in CI) the input's placeholder
+            dialog.get_by_placeholder(hint).or_(dialog.get_by_text(hint)).first.click(timeout=20_000)
             return dialog
         except PlaywrightTimeout:
             page.screenshot(path=SCREENSHOTS / "launch-dialog-retry.png")
