@@ -24,10 +24,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and the pack
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import DEFAULT_BENCH_DIR, KiB, MiB, filesystem_of, machine, make_files, remove_tree  # noqa: E402
-from dropsync_dagster.core.archive import select_members, write_archive  # noqa: E402
-from dropsync_dagster.core.archive_stream import stream_archive  # noqa: E402
-from dropsync_dagster.core.gpg import find_gpg, passphrase_fd  # noqa: E402
-from dropsync_dagster.core.hashing import hash_files  # noqa: E402
+from dropsync_dagster.core.archive.generations import select_members, write_archive  # noqa: E402
+from dropsync_dagster.core.archive.stream import stream_archive  # noqa: E402
+from dropsync_dagster.core.archive.gpg import find_gpg, passphrase_fd  # noqa: E402
+from dropsync_dagster.core.integrity.hashing import hash_files  # noqa: E402
 
 RECIPIENT = "bench@dropsync.test"
 PASSPHRASE = "5e" * 32  # the baseline's and the unvalidated stream's passphrase

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from benchmarks.datasets import machine, remove_tree
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.dagster_procs import BIN, DagsterHome, DagsterProcs
 from dropsync_dagster_tests.fixtures.postgres import PgServer
 

@@ -30,8 +30,8 @@ from benchmarks.datasets import (  # noqa: E402
     make_files,
     remove_tree,
 )
-from dropsync_dagster.core.hashing import hash_files  # noqa: E402
-from dropsync_dagster.core.integrity import (  # noqa: E402
+from dropsync_dagster.core.integrity.hashing import hash_files  # noqa: E402
+from dropsync_dagster.core.integrity.publish import (  # noqa: E402
     CopyItem,
     CopyOutcome,
     copy_verified,

@@ -31,8 +31,8 @@ import dagster as dg  # noqa: E402
 from datasets import DEFAULT_BENCH_DIR, machine, remove_tree  # noqa: E402
 
 from dropsync_dagster.resources.labkey import LabKeyResource  # noqa: E402
-from dropsync_dagster_tests.dagster_env import run_job  # noqa: E402
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config  # noqa: E402
+from dropsync_dagster_tests.support.dagster_env import run_job  # noqa: E402
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config  # noqa: E402
 from dropsync_dagster_tests.fixtures.labkey import (  # noqa: E402
     EXP_DATA_COLUMNS,
     LABKEY_API_KEY,

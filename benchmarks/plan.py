@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and the pack
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import DEFAULT_BENCH_DIR, filesystem_of, machine, remove_tree  # noqa: E402
-from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config  # noqa: E402
+from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config  # noqa: E402
 
 GiB = 1 << 30
 PHASES = ("btki", "ctrl")
@@ -40,9 +40,9 @@ LIBS = tuple(f"L{a}{b}_LIBRAR" for a in "ABCDE" for b in "ABCDE")  # 25 librarie
 _MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
-from dropsync_dagster.core.config import load_config
-from dropsync_dagster.core.discovery import DropFolder
-from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.syncyml.schema import load_config
+from dropsync_dagster.core.drops.discovery import DropFolder
+from dropsync_dagster.core.plan.planner import make_plan
 from dropsync_dagster.core.settings import Settings
 def hwm():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))

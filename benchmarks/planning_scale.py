@@ -29,8 +29,8 @@ from benchmarks.plan import GiB, _env, build  # noqa: E402
 _MEASURE = """
 import json, resource, sys, time
 import dagster as dg
-from dropsync_dagster.assets.manifest import drop_manifest
-from dropsync_dagster.core.discovery import drop_key
+from dropsync_dagster.assets.drop_manifest import drop_manifest
+from dropsync_dagster.core.drops.discovery import drop_key
 from dropsync_dagster.definitions import defs
 def hwm():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024

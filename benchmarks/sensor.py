@@ -28,7 +28,7 @@ import dagster as dg  # noqa: E402
 
 from benchmarks.datasets import DEFAULT_BENCH_DIR, filesystem_of, machine, remove_tree  # noqa: E402
 from dropsync_dagster.core.settings import Settings  # noqa: E402
-from dropsync_dagster.core.watch import tick  # noqa: E402
+from dropsync_dagster.core.drops.watch import tick  # noqa: E402
 from dropsync_dagster.definitions import defs  # noqa: E402
 from dropsync_dagster.resources.status import StatusResource  # noqa: E402
 from dropsync_dagster.resources.storage import StorageResource  # noqa: E402

@@ -28,10 +28,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and the pack
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import filesystem_of, machine  # noqa: E402
-from dropsync_dagster.core.status import StatusStore  # noqa: E402
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore  # noqa: E402
-from dropsync_dagster.core.status_files import FileDoc  # noqa: E402
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore  # noqa: E402
+from dropsync_dagster.core.status.store import StatusStore  # noqa: E402
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore  # noqa: E402
+from dropsync_dagster.core.status.files import FileDoc  # noqa: E402
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore  # noqa: E402
 from dropsync_dagster_tests.fixtures.couchdb import running_pouchdb  # noqa: E402
 
 Spec = dict[str, str]

@@ -1,22 +1,24 @@
-"""Thin sensors: drop discovery (rules in core.watch) and the run-failure path of the status store."""
+"""Thin sensors: drop discovery (rules in core.drops.watch) and the run-failure path of the status store."""
 
 import json
 import os
 
 import dagster as dg
 
-from dropsync_dagster.assets.archive import encrypted_archive
-from dropsync_dagster.assets.checksums import drop_checksums
-from dropsync_dagster.assets.copies import repository_copies
-from dropsync_dagster.assets.labkey import labkey_records
-from dropsync_dagster.assets.manifest import drop_manifest
-from dropsync_dagster.assets.originals import archived_originals
+from dropsync_dagster.assets.encrypted_archive import encrypted_archive
+from dropsync_dagster.assets.drop_checksums import drop_checksums
+from dropsync_dagster.assets.repository_copies import repository_copies
+from dropsync_dagster.assets.labkey_records import labkey_records
+from dropsync_dagster.assets.drop_manifest import drop_manifest
+from dropsync_dagster.assets.archived_originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
-from dropsync_dagster.core.registry import locate
-from dropsync_dagster.core.runs import record_run_failure
+from dropsync_dagster.core.drops.registry import locate
+from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.settings import env_number
-from dropsync_dagster.core.watch import skip_reason, tick
-from dropsync_dagster.jobs import sync_drop, sync_drop_celery
+from dropsync_dagster.core.drops.watch import skip_reason
+from dropsync_dagster.core.drops.watch import tick
+from dropsync_dagster.jobs import sync_drop
+from dropsync_dagster.jobs import sync_drop_celery
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.runner import LAUNCHED_BY
 from dropsync_dagster.resources.status import StatusResource

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dropsync_dagster.demo import HELD_BACK, build
+from dropsync_dagster.cli.demo import HELD_BACK, build
 from dropsync_dagster.execution import RETRY_STRATEGY_TAG
 from dropsync_dagster_tests.fixtures.dagster_procs import (
     BIN,

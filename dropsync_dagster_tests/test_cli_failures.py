@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dropsync_dagster.assets.metadata import check_result
+from dropsync_dagster.assets.event_metadata import check_result
 from dropsync_dagster.core.errors import without_class_paths
 from dropsync_dagster.runner import first_failure
 

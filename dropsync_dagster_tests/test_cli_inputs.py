@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 DROPSYNC = Path(sys.executable).with_name("dropsync")  # the console script pip installed
 BOUND = 60  # seconds: each case finishes in a few; a regression fails here instead of hanging

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dropsync_dagster_tests.drops import make_drop
+from dropsync_dagster_tests.support.drops import make_drop
 
 RACERS = 4
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
 
 SEED_FILE = "scRNA/btki/2026-11-20/SEQ_ABCDE/ABC_DEFGHI_S1_L001_R1_001.fastq.gz"
 SEED_TARGET = "scRNA/raw/btki/ABC_DEFGHI/ABC_DEFGHI_SEQ_ABCDE_r1__R1_001.fastq.gz"

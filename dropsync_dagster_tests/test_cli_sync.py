@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from dropsync_dagster import console as console_module
-from dropsync_dagster.console import print_table, shown
+from dropsync_dagster.cli import console as console_module
+from dropsync_dagster.cli.console import print_table
+from dropsync_dagster.cli.console import shown
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.dagster_procs import LOCATION, wait_until
 
 

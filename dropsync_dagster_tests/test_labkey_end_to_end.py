@@ -17,11 +17,11 @@ import dagster as dg
 import openpyxl
 
 from dropsync_dagster.resources.labkey import LabKeyResource
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, SEED_REGEX, fastq_content, fastq_relpath, make_drop
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, SEED_REGEX, fastq_content, fastq_relpath, make_drop
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER, LABKEY_CONTEXT
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
-from dropsync_dagster_tests.labkey_server_values import ColumnDef
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server_values import ColumnDef
 
 META_CONTAINER = "LOOP Intercept/Meta Data"
 FAST = LabKeyResource(attempts="3", retry_delay="0.01", timeout="5")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster.core import watch
+from dropsync_dagster.core.drops import watch
 from dropsync_dagster.core.settings import Settings
-from dropsync_dagster.core.watch import TickPlan, tick
-from dropsync_dagster_tests.drops import fastq_relpath
+from dropsync_dagster.core.drops.watch import TickPlan, tick
+from dropsync_dagster_tests.support.drops import fastq_relpath
 
 SYNCED = 10_000
 NESTED = "scRNA/btki/2026-11-20/SEQ_ABCDE"  # what a synced drop keeps: its folders, emptied by the moves

@@ -8,8 +8,10 @@ import shutil
 import dagster as dg
 
 from dropsync_dagster.sensors import drop_sensor
-from dropsync_dagster_tests.dagster_env import definitions_for, run_job, storage_for
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import definitions_for
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.dagster_env import storage_for
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 
 def new_drop(base, name: str, ready: bool = True) -> Drop:

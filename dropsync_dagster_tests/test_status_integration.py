@@ -12,11 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
 from dropsync_dagster.resources.status import StatusResource
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 
 def plain_drop(tmp_path: Path, files: int = 2, size: int | None = None) -> Drop:

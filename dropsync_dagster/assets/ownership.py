@@ -17,11 +17,13 @@ from typing import TypeVar
 import dagster as dg
 from pydantic import BaseModel
 
-from dropsync_dagster.core.claim import ClaimGuard
+from dropsync_dagster.core.status.claim import ClaimGuard
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ResultStore
-from dropsync_dagster.core.runs import check_not_held, claim_drop, require_ready
-from dropsync_dagster.core.status import StatusStore
+from dropsync_dagster.core.status.runs import check_not_held
+from dropsync_dagster.core.status.runs import claim_drop
+from dropsync_dagster.core.status.runs import require_ready
+from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.runner import IGNORE_READINESS, run_finished

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from dropsync_dagster.core.gates import COPY_DONE, copy_gate
+from dropsync_dagster.core.plan.gates import COPY_DONE, copy_gate
 from dropsync_dagster.core.model import CONTINUING_REASONS, Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileChecksum, LabKeyResult, OriginalsResult
 

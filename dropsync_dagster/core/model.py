@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dropsync_dagster.core.config import SyncConfig
+from dropsync_dagster.core.syncyml.schema import SyncConfig
 
 
 class Reason(StrEnum):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.layout import inside
+from dropsync_dagster.core.drops.layout import inside
 
 DEFAULT_READY_FILES = (".ready", ".metadata_rsync_exitcode")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dropsync_dagster.core.archive_policy import ArchivePolicy
+from dropsync_dagster.core.archive.policy import ArchivePolicy
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.env_backed import EnvBackedResource
 

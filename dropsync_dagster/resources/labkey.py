@@ -7,9 +7,9 @@ the client and never logged or put in metadata (the UI shows the variable's name
 
 from __future__ import annotations
 
-from dropsync_dagster.core.labkey import API_KEY_ENV, LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_plan import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
-from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.core.labkey.connection import API_KEY_ENV, LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.planning import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
+from dropsync_dagster.core.labkey.transport import RetryPolicy
 from dropsync_dagster.core.settings import env_number
 from dropsync_dagster.resources.env_backed import EnvBackedResource
 

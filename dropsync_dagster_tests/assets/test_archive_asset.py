@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 
 from dropsync_dagster.resources.gpg import GpgResource
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 
 def archived_drop(tmp_path: Path, **archive) -> Drop:

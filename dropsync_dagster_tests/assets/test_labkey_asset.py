@@ -12,14 +12,14 @@ import dagster as dg
 import pytest
 
 from dropsync_dagster.core.results import LabKeyResult, ResultStore
-from dropsync_dagster.core.runs import record_run_failure
-from dropsync_dagster.core.status_files import file_id
-from dropsync_dagster.core.status_sqlite import DEFAULT_FILENAME, SqliteStatusStore
+from dropsync_dagster.core.status.runs import record_run_failure
+from dropsync_dagster.core.status.files import file_id
+from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster.resources.labkey import LabKeyResource
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER, LABKEY_READER_KEY
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = LabKeyResource(attempts="3", retry_delay="0.01", timeout="5")
 TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dropsync_dagster.assets.metadata import (
+from dropsync_dagster.assets.event_metadata import (
     SHOWN_ROWS,
     check_result,
     drop_state_metadata,
@@ -28,9 +28,9 @@ from dropsync_dagster.core.results import (
     LabKeyResult,
     OriginalsResult,
 )
-from dropsync_dagster.core.status import DropDoc
-from dropsync_dagster.core.status_files import ArchiveRef, FileDoc
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster.core.status.store import DropDoc
+from dropsync_dagster.core.status.files import ArchiveRef, FileDoc
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 READS = {n: fastq_relpath(read=n) for n in (1, 2, 3, 4)}
 

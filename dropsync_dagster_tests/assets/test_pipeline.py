@@ -9,8 +9,8 @@ import dagster as dg
 import subprocess
 
 from dropsync_dagster.definitions import defs
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 
 def plain_drop(tmp_path: Path) -> Drop:
@@ -97,7 +97,7 @@ def test_manifest_alone_is_a_dry_run(tmp_path: Path) -> None:
     before = sorted(p for p in drop.root.parent.rglob("*") if "state" not in p.parts)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("drops", [drop.key])
-        from dropsync_dagster_tests.dagster_env import definitions_for
+        from dropsync_dagster_tests.support.dagster_env import definitions_for
 
         job = definitions_for(drop).resolve_implicit_global_asset_job_def()
         result = job.execute_in_process(

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core import testhooks
-from dropsync_dagster.core.archive_policy import ArchivePolicy
-from dropsync_dagster.core.archive_step import archive_drop, archive_problems
-from dropsync_dagster.core.checksums import compute_checksums
+from dropsync_dagster.core.archive.policy import ArchivePolicy
+from dropsync_dagster.core.steps.encrypted_archive import archive_drop
+from dropsync_dagster.core.steps.encrypted_archive import archive_problems
+from dropsync_dagster.core.steps.drop_checksums import compute_checksums
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
-from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
-from dropsync_dagster_tests.write_path import FILES, simple_drop
+from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)
+from dropsync_dagster_tests.support.write_path import FILES, simple_drop
 
 pytestmark = pytest.mark.usefixtures("no_hooks")
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster.core.checksums import compute_checksums
+from dropsync_dagster.core.steps.drop_checksums import compute_checksums
 from dropsync_dagster.core.model import Reason
-from dropsync_dagster_tests.drops import Drop
-from dropsync_dagster_tests.write_path import FILES, canary, run_steps, simple_drop
+from dropsync_dagster_tests.support.drops import Drop
+from dropsync_dagster_tests.support.write_path import FILES, canary, run_steps, simple_drop
 
 
 def _swap(source: Path, how: str, outside: Path) -> None:
@@ -113,11 +113,11 @@ def test_dead_temporaries_in_the_drop_are_swept_even_when_no_sidecar_is_written(
 _STEPS_WITHOUT_PRIVILEGES = """
 import json, sys
 from pathlib import Path
-from dropsync_dagster.core.config import load_config
-from dropsync_dagster.core.discovery import DropFolder
-from dropsync_dagster.core.plan import make_plan
+from dropsync_dagster.core.syncyml.schema import load_config
+from dropsync_dagster.core.drops.discovery import DropFolder
+from dropsync_dagster.core.plan.planner import make_plan
 from dropsync_dagster.core.settings import Settings
-from dropsync_dagster_tests.write_path import run_steps
+from dropsync_dagster_tests.support.write_path import run_steps
 drop = DropFolder(sys.argv[1], "seq", Path(sys.argv[2]))
 settings = Settings.from_env(json.loads(sys.argv[3]))
 class _Drop:  # what run_steps needs of a test Drop

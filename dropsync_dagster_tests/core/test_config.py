@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster.core.config import load_config
-from dropsync_dagster.core.config_yaml import ALIAS_BUDGET, CONFIG_LIMIT, MAX_NODES
+from dropsync_dagster.core.syncyml.schema import load_config
+from dropsync_dagster.core.syncyml.reader import ALIAS_BUDGET, CONFIG_LIMIT, MAX_NODES
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster_tests.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import SEED_MINIMAL, SEED_REGEX, SEED_TEMPLATE, make_drop, seed_config
 
 SEED_FILE = "scRNA/btki/2026-11-20/SEQ_ABCDE/ABC_DEFGHI_S1_L001_R1_001.fastq.gz"
 SEED_GROUPS = {"phase": "btki", "seq": "SEQ_ABCDE", "prefix": "ABC_DEFGHI_S1_L001", "lib": "ABC_DEFGHI", "suffix": "R1_001"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster.core.confined import NotAFolderError, open_under
+from dropsync_dagster.core.fs.confined import NotAFolderError, open_under
 from dropsync_dagster.core.errors import UnsafePathError
 
 

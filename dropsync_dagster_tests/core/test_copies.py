@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core import testhooks
-from dropsync_dagster.core.checksums import compute_checksums
-from dropsync_dagster.core.copies import copy_files
-from dropsync_dagster.core.integrity import CopyOutcome, copy_verified
-from dropsync_dagster.core.hashing import hash_file
+from dropsync_dagster.core.steps.drop_checksums import compute_checksums
+from dropsync_dagster.core.steps.repository_copies import copy_files
+from dropsync_dagster.core.integrity.publish import CopyOutcome, copy_verified
+from dropsync_dagster.core.integrity.hashing import hash_file
 from dropsync_dagster.core.model import Reason
-from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
-from dropsync_dagster_tests.write_path import (
+from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)
+from dropsync_dagster_tests.support.write_path import (
     FILES, canary, put, run_steps, run_with_planted_link, simple_drop, snapshot, temps,
 )
 
@@ -100,7 +100,7 @@ def test_hard_link_planted_at_a_temporary_name_never_truncates_its_file(tmp_path
 _KILLED_AT_PUBLISH = """
 import sys
 from pathlib import Path
-from dropsync_dagster.core.integrity import copy_verified
+from dropsync_dagster.core.integrity.publish import copy_verified
 from dropsync_dagster.core.model import Digests
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
 copy_verified(source, target, Digests.model_validate_json(sys.argv[3]), "blake3")

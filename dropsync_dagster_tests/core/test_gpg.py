@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.errors import ConfigError, IntegrityError
-from dropsync_dagster.core.gpg import (
+from dropsync_dagster.core.archive.gpg import (
     check_gpg,
     find_gpg,
     passphrase_fd,

@@ -15,8 +15,8 @@ import pytest
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import IntegrityError
-from dropsync_dagster.core.hashing import BUFFER_SIZE, THREADED_HASH_FROM, hash_file, hash_files
-from dropsync_dagster.core.integrity import (
+from dropsync_dagster.core.integrity.hashing import BUFFER_SIZE, THREADED_HASH_FROM, hash_file, hash_files
+from dropsync_dagster.core.integrity.publish import (
     CopyItem,
     CopyOutcome,
     MoveOutcome,
@@ -25,7 +25,7 @@ from dropsync_dagster.core.integrity import (
     move_original,
 )
 from dropsync_dagster.core.model import Digests
-from dropsync_dagster.core.sidecars import (
+from dropsync_dagster.core.integrity.sidecars import (
     TEMP_MARK,
     read_md5_sidecar,
     read_sidecar,
@@ -250,7 +250,7 @@ def test_racing_copies_publish_exactly_once(tmp_path: Path) -> None:
 _CRASHER = """
 import os, signal, sys
 from pathlib import Path
-from dropsync_dagster.core.sidecars import StagedFile
+from dropsync_dagster.core.integrity.sidecars import StagedFile
 staged = StagedFile.create(Path(sys.argv[1]))
 os.write(staged.fd, b"half a file")
 print(staged.path, flush=True)

@@ -1,4 +1,4 @@
-"""core.labkey against the LabKey test server through the real `labkey` client."""
+"""core.labkey.connection against the LabKey test server through the real `labkey` client."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
-from dropsync_dagster.core.labkey import Filter, LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_columns import Column, resolve_fields
-from dropsync_dagster.core.labkey_presence import PresenceMatch, multi_value, presence_batches
-from dropsync_dagster.core.labkey_transport import RetryPolicy, UnconfirmedWrite
+from dropsync_dagster.core.labkey.connection import Filter, LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.columns import Column, resolve_fields
+from dropsync_dagster.core.labkey.presence import PresenceMatch, multi_value, presence_batches
+from dropsync_dagster.core.labkey.transport import RetryPolicy, UnconfirmedWrite
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER, LABKEY_READER_KEY
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5)
 

@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 
-from dropsync_dagster.core.config import load_config
+from dropsync_dagster.core.syncyml.schema import load_config
 from dropsync_dagster.core.errors import ConfigError, RefusedError
-from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_plan import WritebackTable, create_rows, plan_drop, update_diff_rows, writeback_connection
-from dropsync_dagster.core.labkey_records import rows_problems, write_records
-from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.planning import WritebackTable, create_rows, plan_drop, update_diff_rows, writeback_connection
+from dropsync_dagster.core.steps.labkey_records import rows_problems
+from dropsync_dagster.core.steps.labkey_records import write_records
+from dropsync_dagster.core.labkey.transport import RetryPolicy
 from dropsync_dagster.core.model import Digests, Plan, Reason, WriteAction
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileChecksum, FileCopy, LabKeyResult
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, timeout=5)
 NOW = datetime(2026, 11, 21, 9, 30, 5, tzinfo=timezone.utc)

@@ -24,8 +24,8 @@ from dropsync_dagster_tests.fixtures.labkey import (
     LABKEY_READER_KEY,
     start_labkey_server,
 )
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
-from dropsync_dagster_tests.labkey_server_values import ColumnDef
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server_values import ColumnDef
 
 PEOPLE = [
     {"Name": "alice", "Path_To_Synced_Data": "/repo/a/ALICE_1.fastq.gz", "Score": 3},

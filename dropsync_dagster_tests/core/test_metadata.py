@@ -11,19 +11,19 @@ from typing import Any
 import openpyxl
 import pytest
 
-from dropsync_dagster.core.config import DeriveRule, MatchRule, MetadataSource, load_config
+from dropsync_dagster.core.syncyml.schema import DeriveRule, MatchRule, MetadataSource, load_config
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_transport import RetryPolicy
-from dropsync_dagster.core.metadata import DropMetadata, derive, match
-from dropsync_dagster.core import metadata_sources
-from dropsync_dagster.core.labkey_plan import plan_drop
-from dropsync_dagster.core.metadata_sources import MAX_COLUMNS, load_csv, load_excel
+from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.transport import RetryPolicy
+from dropsync_dagster.core.plan.matching import DropMetadata, derive, match
+from dropsync_dagster.core.plan import metadata_sources
+from dropsync_dagster.core.labkey.planning import plan_drop
+from dropsync_dagster.core.plan.metadata_sources import MAX_COLUMNS, load_csv, load_excel
 from dropsync_dagster.core.model import Reason
-from dropsync_dagster.core.templating import render
-from dropsync_dagster_tests.drops import make_drop
+from dropsync_dagster.core.plan.templating import render
+from dropsync_dagster_tests.support.drops import make_drop
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, timeout=5)
 

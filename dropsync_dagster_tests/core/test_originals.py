@@ -10,11 +10,11 @@ import pytest
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.errors import DropsyncError
-from dropsync_dagster.core.hashing import hash_file
-from dropsync_dagster.core.moves import MoveItem, MoveOutcome, move_originals
-from dropsync_dagster.core.sources import identity_of
-from dropsync_dagster_tests.write_path import no_hooks  # noqa: F401  (fixture)
-from dropsync_dagster_tests.write_path import FILES, put, run_steps, run_with_planted_link, simple_drop
+from dropsync_dagster.core.integrity.hashing import hash_file
+from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_originals
+from dropsync_dagster.core.drops.reads import identity_of
+from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)
+from dropsync_dagster_tests.support.write_path import FILES, put, run_steps, run_with_planted_link, simple_drop
 
 
 pytestmark = pytest.mark.usefixtures("no_hooks")

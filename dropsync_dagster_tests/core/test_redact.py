@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dropsync_dagster.core.errors import RefusedError
-from dropsync_dagster.core.labkey import LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey_transport import RetryPolicy
+from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.transport import RetryPolicy
 from dropsync_dagster.core.redact import REDACTED, redact
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
 
 PASSWORD = "couch-Pa55word!"
 API_KEY = "apikey|0123456789abcdef0123456789abcdef"

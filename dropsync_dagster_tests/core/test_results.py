@@ -11,7 +11,7 @@ import pytest
 from dropsync_dagster.core.errors import DropsyncError, RefusedError
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.results import ChecksumsResult, FileChecksum, ResultStore
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 
 DROP = "seq-run_001"
 

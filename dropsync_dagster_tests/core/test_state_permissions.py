@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dropsync_dagster.core.results import ChecksumsResult, ResultStore
-from dropsync_dagster.core.status_open import open_store
+from dropsync_dagster.core.status.opening import open_store
 
 
 def test_state_folder_is_0700_and_the_status_database_0600(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ import pytest
 import requests
 
 from dropsync_dagster.core.errors import DropsyncError, RefusedError
-from dropsync_dagster.core.status import StatusStore
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
-from dropsync_dagster.core.status_files import FileDoc, file_id
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.store import StatusStore
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status.files import FileDoc, file_id
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 
 DROP = "inbox-run_001"
 
@@ -262,8 +262,8 @@ CLAIMANT = """
 import json, os, sys, time
 from pathlib import Path
 from dropsync_dagster.core.errors import RefusedError
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 a = json.loads(sys.argv[1])
 s = a["spec"]
 store = (SqliteStatusStore(s["path"]) if a["kind"] == "sqlite"
@@ -346,7 +346,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 _OTHER_PROCESS = """
 import sys
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 SqliteStatusStore(sys.argv[1]).register_many({sys.argv[2]: "/drops/" + sys.argv[2]})
 """
 

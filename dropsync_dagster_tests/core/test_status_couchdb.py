@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from dropsync_dagster.core.errors import RefusedError
-from dropsync_dagster.core.status_couchdb import CouchDBStatusStore
+from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase, QuorumProxy, free_port
 
 DROP = "inbox-run_001"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dropsync_dagster.core.errors import RefusedError
-from dropsync_dagster.core.status_sqlite import SqliteStatusStore
+from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 
 
 def test_a_second_store_in_the_process_keeps_the_first_stores_locks(tmp_path) -> None:

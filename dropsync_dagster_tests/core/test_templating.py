@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dropsync_dagster.core.config import Replacement
+from dropsync_dagster.core.syncyml.schema import Replacement
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.templating import Placeholder, apply_lookups, apply_replacements, placeholders, render
+from dropsync_dagster.core.plan.templating import Placeholder, apply_lookups, apply_replacements, placeholders, render
 
 
 def rule(target: str, name: str, replace: str, with_: str) -> Replacement:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from dropsync_dagster.core.config import SyncConfig
+from dropsync_dagster.core.syncyml.schema import SyncConfig
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.labkey_presence import PresenceMatch
+from dropsync_dagster.core.labkey.presence import PresenceMatch
 from dropsync_dagster.core.model import PlanEntry
-from dropsync_dagster.core.writeback import (
+from dropsync_dagster.core.labkey.writeback import (
     PENDING_CHECKSUM,
     RowBuilder,
     held_paths,

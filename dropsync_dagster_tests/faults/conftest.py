@@ -15,7 +15,7 @@ from dropsync_dagster_tests.faults.world import World, build_world
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
 from dropsync_dagster_tests.fixtures.labkey import start_labkey_server
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from dropsync_dagster.core.status_files import file_id
+from dropsync_dagster.core.status.files import file_id
 from dropsync_dagster_tests.faults.archives import Restored, restore_all
 from dropsync_dagster_tests.faults.world import World
 

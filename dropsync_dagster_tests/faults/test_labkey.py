@@ -11,9 +11,10 @@ from collections.abc import Callable
 import dagster as dg
 import pytest
 
-from dropsync_dagster_tests.faults.invariants import check_invariants, failed_run_problems
+from dropsync_dagster_tests.faults.invariants import check_invariants
+from dropsync_dagster_tests.faults.invariants import failed_run_problems
 from dropsync_dagster_tests.faults.world import World
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 TIMEOUT = "1"  # seconds the client waits for a reply in the timeout case
 

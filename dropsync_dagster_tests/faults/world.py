@@ -23,22 +23,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from dropsync_dagster.core.report import GATE_REASONS
+from dropsync_dagster.core.plan.report import GATE_REASONS
 from dropsync_dagster.core.results import OriginalsResult, ResultStore
-from dropsync_dagster.core.status import StatusStore
-from dropsync_dagster.core.status_open import open_store
+from dropsync_dagster.core.status.store import StatusStore
+from dropsync_dagster.core.status.opening import open_store
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.runner import first_failure
-from dropsync_dagster_tests.dagster_env import run_job
-from dropsync_dagster_tests.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
 from dropsync_dagster_tests.fixtures.labkey import EXP_DATA_COLUMNS, LABKEY_API_KEY, LABKEY_CONTEXT
-from dropsync_dagster_tests.faults.hooks import once, pause
+from dropsync_dagster_tests.faults.hooks import once
+from dropsync_dagster_tests.faults.hooks import pause
 from dropsync_dagster_tests.faults.proxy import OutageProxy
-from dropsync_dagster_tests.labkey_server import LabKeyTestServer
+from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 # Three matched files (one with its own `.md5`), and one the regex does not match.
 FILES = (fastq_relpath(read=1), fastq_relpath(read=2), fastq_relpath(lib="XYZ_QWERTY", seq="SEQ_ZZZZZ"))

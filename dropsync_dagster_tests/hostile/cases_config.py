@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dropsync_dagster_tests.drops import SEED_REGEX, fastq_relpath
+from dropsync_dagster_tests.support.drops import SEED_REGEX, fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import HOSTILE_REL, Scene, dump_yaml
 

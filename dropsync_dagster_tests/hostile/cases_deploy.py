@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from dropsync_dagster_tests.drops import fastq_relpath
+from dropsync_dagster_tests.support.drops import fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case, snapshot
 from dropsync_dagster_tests.hostile.scene import Scene, sha256
 

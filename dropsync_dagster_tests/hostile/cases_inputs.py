@@ -6,7 +6,7 @@ import io
 import os
 import zipfile
 
-from dropsync_dagster_tests.drops import fastq_relpath
+from dropsync_dagster_tests.support.drops import fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import Scene
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from shlex import quote as q
 
-from dropsync_dagster_tests.drops import fastq_relpath
+from dropsync_dagster_tests.support.drops import fastq_relpath
 from dropsync_dagster_tests.hostile.harness import Case
 from dropsync_dagster_tests.hostile.scene import GOOD_RELS, HOSTILE_REL, Scene
 

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dropsync_dagster.core.status_files import file_id
-from dropsync_dagster.core.status_open import open_store
+from dropsync_dagster.core.status.files import file_id
+from dropsync_dagster.core.status.opening import open_store
 from dropsync_dagster_tests.hostile.scene import SECRET_TOKEN, Scene
 from dropsync_dagster_tests.hostile.snapshot import Snapshot, originals, probe, snapshot
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from dropsync_dagster_tests.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
 
 SECRET_TOKEN = b"ROOT-ONLY-SECRET-7f3a9c"
 # Same length as a hostile source of `hostile_rel()`, so a swap keeps the planned size.

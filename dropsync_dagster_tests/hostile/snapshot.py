@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from dropsync_dagster.core.sidecars import TEMP_MARK
+from dropsync_dagster.core.integrity.sidecars import TEMP_MARK
 from dropsync_dagster_tests.hostile.scene import sha256
 
 Snapshot = dict[str, tuple]

@@ -11,11 +11,11 @@ import dagster as dg
 import pytest
 
 from dropsync_dagster.core import testhooks
-from dropsync_dagster.core.report import GATE_REASONS
+from dropsync_dagster.core.plan.report import GATE_REASONS
 from dropsync_dagster.core.results import OriginalsResult, ResultStore
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.runner import first_failure
-from dropsync_dagster_tests.dagster_env import NO_ARCHIVE, SQLITE_STATUS, storage_for
+from dropsync_dagster_tests.support.dagster_env import NO_ARCHIVE, SQLITE_STATUS, storage_for
 from dropsync_dagster_tests.hostile.harness import TIMEOUT, Case, Ran, check, take_before
 from dropsync_dagster_tests.hostile.scene import Scene, make_scene
 from dropsync_dagster_tests.hostile.test_hostile_cli import CASES

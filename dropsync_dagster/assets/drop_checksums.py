@@ -1,0 +1,29 @@
+"""`drop_checksums`: one read per file; MD5 sidecars verified, BLAKE3 computed and written."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.drop_manifest import drop_manifest
+from dropsync_dagster.assets.ownership import held
+from dropsync_dagster.assets.event_metadata import held_metadata
+from dropsync_dagster.assets.event_metadata import tally
+from dropsync_dagster.assets.event_metadata import transfer_metadata
+from dropsync_dagster.core.steps.drop_checksums import compute_checksums
+from dropsync_dagster.core.held import held_files
+from dropsync_dagster.core.labkey.writeback import wants_checksum
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.resources.storage import StorageResource
+
+
+@dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, deps=[drop_manifest])
+def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
+    """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""
+    with held(context, status, storage) as step:  # before the first write (sidecars)
+        plan = step.plan
+        checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
+        path = step.save("checksums", checksums)
+    verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
+    return dg.MaterializeResult(
+        metadata={**transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path),
+                  **held_metadata(held_files(plan, checksums))},
+    )

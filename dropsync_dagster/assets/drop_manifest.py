@@ -1,0 +1,75 @@
+"""`drop_manifest`: the frozen plan. Materialising it alone is the dry run."""
+
+import dagster as dg
+
+from dropsync_dagster.core.testhooks import hook
+
+from dropsync_dagster.assets.ownership import claim_plan
+from dropsync_dagster.assets.ownership import ready_or_override
+from dropsync_dagster.assets.event_metadata import (
+    SHOWN_ROWS,
+    check_result,
+    counts_metadata,
+    drop_check,
+    held_metadata,
+    markdown_table,
+    plan_metadata,
+    tally,
+)
+from dropsync_dagster.core.integrity.checks import target_problems
+from dropsync_dagster.core.syncyml.schema import CONFIG_NAME, load_config
+from dropsync_dagster.core.archive.gpg import recipient_fingerprints
+from dropsync_dagster.core.held import held_files
+from dropsync_dagster.core.labkey.planning import plan_drop
+from dropsync_dagster.core.plan.report import labkey_create_rows
+from dropsync_dagster.core.plan.report import labkey_diff_rows
+from dropsync_dagster.core.drops.registry import locate
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.resources.labkey import LabKeyResource
+from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.resources.storage import StorageResource
+
+TARGETS_CHECK = "targets_unique_and_inside_repository"
+TARGETS_CHECK_DESCRIPTION = (
+    "Proves that every file going ahead has a target of its own, inside the repository folder "
+    "(symlinks resolved). Blocking: nothing is copied while it fails. When it fails: fix "
+    "`repository_filename` (or the variables it uses) in the drop's sync.yml so that the listed "
+    "targets differ and stay inside the repository, then materialise the drop again."
+)
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"python", "yaml"},
+    check_specs=[drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
+)
+def drop_manifest(
+    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource,
+    status: StatusResource,
+) -> dg.MaterializeResult:
+    """The drop's plan from its sync.yml: variables, metadata, targets, gates, reasons and LabKey
+    write actions (with the update diffs and planned creates), frozen as JSON."""
+    settings = storage.settings()
+    folder = locate(settings, context.partition_key)
+    override = ready_or_override(context, storage, folder.key, str(folder.path))
+    config = load_config(folder.path / CONFIG_NAME)
+    policy = gpg.policy(settings)
+    if policy.decide(config.archive)[0]:
+        # A recipient missing from the keyring is a configuration error before any work starts.
+        recipient_fingerprints(policy.recipients, policy.gnupghome)
+    plan = plan_drop(folder, config, settings, labkey.client)
+    hook("planned", drop=plan.drop)
+    claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
+    path = storage.results().save_plan(plan)
+    metadata = {**plan_metadata(plan, path), **held_metadata(held_files(plan))}
+    if plan.labkey_configured:
+        metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
+        # The UI shows the first rows; counts are in write_action/*, everything in the plan JSON.
+        metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan, SHOWN_ROWS))
+        metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan, SHOWN_ROWS))
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[check_result(TARGETS_CHECK, target_problems(plan), drop=plan.drop)],
+    )

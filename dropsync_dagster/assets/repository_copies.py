@@ -1,0 +1,48 @@
+"""`repository_copies`: verified, durable, no-overwrite copies into the repository."""
+
+import dagster as dg
+
+from dropsync_dagster.assets.drop_checksums import drop_checksums
+from dropsync_dagster.assets.ownership import held
+from dropsync_dagster.assets.event_metadata import check_result
+from dropsync_dagster.assets.event_metadata import drop_check
+from dropsync_dagster.assets.event_metadata import held_metadata
+from dropsync_dagster.assets.event_metadata import tally
+from dropsync_dagster.assets.event_metadata import transfer_metadata
+from dropsync_dagster.core.integrity.checks import copy_problems
+from dropsync_dagster.core.steps.repository_copies import copy_files
+from dropsync_dagster.core.held import held_files
+from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.resources.storage import StorageResource
+
+COPIES_CHECK = "copies_match_source_digests"
+COPIES_CHECK_DESCRIPTION = (
+    "Proves that every repository copy, and every target found already synced, re-hashes from "
+    "disk to its source's BLAKE3. Blocking: LabKey and the move of originals wait for it. When it "
+    "fails: the listed targets are missing or differ — check the repository's storage, compare "
+    "the target with its source before removing anything, then materialise the drop again."
+)
+
+
+@dg.asset(
+    partitions_def=drops,
+    group_name="dropsync",
+    kinds={"python"},
+    deps=[drop_checksums],
+    check_specs=[drop_check(COPIES_CHECK, "repository_copies", COPIES_CHECK_DESCRIPTION)],
+)
+def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
+    """Copy each verified file to its frozen target; identical targets count as already synced."""
+    with held(context, status, storage) as step:
+        plan = step.plan
+        checksums = step.load("checksums", ChecksumsResult)
+        copies = copy_files(plan, checksums, storage.settings(), guard=step.guard)
+        path = step.save("copies", copies)
+    outcomes = tally([c.outcome for c in copies.files.values()])
+    return dg.MaterializeResult(
+        metadata={**transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),
+                  **held_metadata(held_files(plan, checksums, copies))},
+        check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums), drop=plan.drop)],
+    )
