@@ -1,0 +1,1 @@
+"""Domain logic of dropsync; never imports dagster."""

@@ -1,0 +1,1 @@
+"""Servers and builders the tests share: the LabKey test server, drops, Dagster helpers."""

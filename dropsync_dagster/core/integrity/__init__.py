@@ -1,0 +1,1 @@
+"""Integrity: digests, sidecars, verified publishing, identity-checked moves, checks and lineage."""

@@ -1,0 +1,1 @@
+"""LabKey: connection and transport over the official client, columns, presence, write-back and planning."""

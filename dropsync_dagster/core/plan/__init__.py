@@ -1,0 +1,1 @@
+"""The frozen plan: per-file variables, metadata matching, templated targets, gates and the tables shown."""

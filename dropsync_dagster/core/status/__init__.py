@@ -1,0 +1,1 @@
+"""The status store: drop and file documents, SQLite and CouchDB stores, claims and run bookkeeping."""

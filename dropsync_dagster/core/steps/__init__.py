@@ -1,0 +1,1 @@
+"""One module per asset: the domain work of each step of a drop run, free of Dagster."""
