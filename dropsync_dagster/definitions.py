@@ -9,14 +9,12 @@ from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
 from dropsync_dagster.execution import drop_run_executor
-from dropsync_dagster.jobs import sync_drop
-from dropsync_dagster.jobs import sync_drop_celery
+from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
-from dropsync_dagster.sensors import drop_failure_sensor
-from dropsync_dagster.sensors import drop_sensor
+from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
 
 defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],

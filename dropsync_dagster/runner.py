@@ -15,8 +15,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from dropsync_dagster.core import errors
 from dropsync_dagster.core.errors import ConfigError, without_class_paths
-from dropsync_dagster.core.status.runs import holder_died_here
-from dropsync_dagster.core.status.runs import record_run_failure
+from dropsync_dagster.core.status.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.partitions import drops
 

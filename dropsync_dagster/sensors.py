@@ -15,10 +15,8 @@ from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.settings import env_number
-from dropsync_dagster.core.drops.watch import skip_reason
-from dropsync_dagster.core.drops.watch import tick
-from dropsync_dagster.jobs import sync_drop
-from dropsync_dagster.jobs import sync_drop_celery
+from dropsync_dagster.core.drops.watch import skip_reason, tick
+from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.runner import LAUNCHED_BY
 from dropsync_dagster.resources.status import StatusResource

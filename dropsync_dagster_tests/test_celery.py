@@ -13,9 +13,7 @@ import yaml
 from dagster_graphql import DagsterGraphQLClient
 
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
-from dropsync_dagster_tests.support.drops import fastq_relpath
-from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.support.drops import seed_config
+from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.dagster_procs import CELERY_YAML, LOCATION, Proc, wait_until
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER
 

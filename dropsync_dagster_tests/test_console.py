@@ -6,8 +6,7 @@ import io
 
 import pytest
 from dropsync_dagster.cli import console as console_module
-from dropsync_dagster.cli.console import print_table
-from dropsync_dagster.cli.console import shown
+from dropsync_dagster.cli.console import print_table, shown
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -10,9 +10,7 @@ from dropsync_dagster.definitions import defs
 from dropsync_dagster.execution import RETRY_STRATEGY_TAG
 from dropsync_dagster.runner import LAUNCHED_BY
 from dropsync_dagster.sensors import failed_drop
-from dropsync_dagster_tests.support.drops import fastq_relpath
-from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.support.drops import seed_config
+from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 
 def asset_graph_job() -> dg.JobDefinition:

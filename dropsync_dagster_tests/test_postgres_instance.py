@@ -10,9 +10,7 @@ import pytest
 from dagster._core.instance.ref import InstanceRef  # no public way to open an instance from a folder
 
 from dropsync_dagster_tests.support.dagster_env import run_job
-from dropsync_dagster_tests.support.drops import fastq_relpath
-from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.support.drops import seed_config
+from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 

@@ -8,9 +8,7 @@ import shutil
 import dagster as dg
 
 from dropsync_dagster.sensors import drop_sensor
-from dropsync_dagster_tests.support.dagster_env import definitions_for
-from dropsync_dagster_tests.support.dagster_env import run_job
-from dropsync_dagster_tests.support.dagster_env import storage_for
+from dropsync_dagster_tests.support.dagster_env import definitions_for, run_job, storage_for
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
 

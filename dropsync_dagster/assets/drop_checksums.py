@@ -4,9 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.event_metadata import held_metadata
-from dropsync_dagster.assets.event_metadata import tally
-from dropsync_dagster.assets.event_metadata import transfer_metadata
+from dropsync_dagster.assets.event_metadata import held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.steps.drop_checksums import compute_checksums
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.writeback import wants_checksum

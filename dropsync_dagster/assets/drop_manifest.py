@@ -4,8 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.core.testhooks import hook
 
-from dropsync_dagster.assets.ownership import claim_plan
-from dropsync_dagster.assets.ownership import ready_or_override
+from dropsync_dagster.assets.ownership import claim_plan, ready_or_override
 from dropsync_dagster.assets.event_metadata import (
     SHOWN_ROWS,
     check_result,
@@ -21,8 +20,7 @@ from dropsync_dagster.core.syncyml.schema import CONFIG_NAME, load_config
 from dropsync_dagster.core.archive.gpg import recipient_fingerprints
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.planning import plan_drop
-from dropsync_dagster.core.plan.report import labkey_create_rows
-from dropsync_dagster.core.plan.report import labkey_diff_rows
+from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource

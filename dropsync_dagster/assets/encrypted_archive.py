@@ -4,11 +4,8 @@ import dagster as dg
 
 from dropsync_dagster.assets.drop_checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.event_metadata import check_result
-from dropsync_dagster.assets.event_metadata import drop_check
-from dropsync_dagster.assets.event_metadata import mib_per_s
-from dropsync_dagster.core.steps.encrypted_archive import archive_drop
-from dropsync_dagster.core.steps.encrypted_archive import archive_problems
+from dropsync_dagster.assets.event_metadata import check_result, drop_check, mib_per_s
+from dropsync_dagster.core.steps.encrypted_archive import archive_drop, archive_problems
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource

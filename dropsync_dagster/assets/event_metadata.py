@@ -9,10 +9,7 @@ import dagster as dg
 
 from dropsync_dagster.core.held import HeldFile
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.plan.report import copy_plan_rows
-from dropsync_dagster.core.plan.report import lineage_lines
-from dropsync_dagster.core.plan.report import move_plan_rows
-from dropsync_dagster.core.plan.report import plan_rows
+from dropsync_dagster.core.plan.report import copy_plan_rows, lineage_lines, move_plan_rows, plan_rows
 from dropsync_dagster.core.status.store import DropDoc
 from dropsync_dagster.core.status.files import FileDoc
 from dropsync_dagster.partitions import drops

@@ -3,15 +3,11 @@
 import dagster as dg
 
 from dropsync_dagster.assets.repository_copies import repository_copies
-from dropsync_dagster.assets.event_metadata import check_result
-from dropsync_dagster.assets.event_metadata import drop_check
-from dropsync_dagster.assets.event_metadata import held_metadata
+from dropsync_dagster.assets.event_metadata import check_result, drop_check, held_metadata
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.planning import WritebackTable, writeback_connection
-from dropsync_dagster.core.steps.labkey_records import not_configured
-from dropsync_dagster.core.steps.labkey_records import rows_problems
-from dropsync_dagster.core.steps.labkey_records import write_records
+from dropsync_dagster.core.steps.labkey_records import not_configured, rows_problems, write_records
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.core.labkey.writeback import writeback_configured
 from dropsync_dagster.partitions import drops

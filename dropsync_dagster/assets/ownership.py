@@ -20,9 +20,7 @@ from pydantic import BaseModel
 from dropsync_dagster.core.status.claim import ClaimGuard
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ResultStore
-from dropsync_dagster.core.status.runs import check_not_held
-from dropsync_dagster.core.status.runs import claim_drop
-from dropsync_dagster.core.status.runs import require_ready
+from dropsync_dagster.core.status.runs import check_not_held, claim_drop, require_ready
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource

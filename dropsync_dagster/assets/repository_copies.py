@@ -4,11 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.drop_checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
-from dropsync_dagster.assets.event_metadata import check_result
-from dropsync_dagster.assets.event_metadata import drop_check
-from dropsync_dagster.assets.event_metadata import held_metadata
-from dropsync_dagster.assets.event_metadata import tally
-from dropsync_dagster.assets.event_metadata import transfer_metadata
+from dropsync_dagster.assets.event_metadata import check_result, drop_check, held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.integrity.checks import copy_problems
 from dropsync_dagster.core.steps.repository_copies import copy_files
 from dropsync_dagster.core.held import held_files

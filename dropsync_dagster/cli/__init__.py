@@ -15,12 +15,8 @@ from dropsync_dagster.core.drops.discovery import DropFolder, key_of, resolve_dr
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError, without_class_paths
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.labkey.planning import plan_drop
-from dropsync_dagster.cli.status import lineage
-from dropsync_dagster.cli.status import register
-from dropsync_dagster.cli.status import reset
-from dropsync_dagster.cli.status import status
-from dropsync_dagster.cli.console import print_plan
-from dropsync_dagster.cli.console import shown
+from dropsync_dagster.cli.status import lineage, register, reset, status
+from dropsync_dagster.cli.console import print_plan, shown
 from dropsync_dagster.core.plan.report import stopped
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.gpg import GpgResource

@@ -9,10 +9,8 @@ from pathlib import Path
 import click
 
 from dropsync_dagster import runner
-from dropsync_dagster.cli.console import console
-from dropsync_dagster.cli.console import print_table
-from dropsync_dagster.core.drops.discovery import key_of
-from dropsync_dagster.core.drops.discovery import list_drops
+from dropsync_dagster.cli.console import console, print_table
+from dropsync_dagster.core.drops.discovery import key_of, list_drops
 from dropsync_dagster.core.errors import ConfigError, RefusedError
 from dropsync_dagster.core.drops.registry import remember
 from dropsync_dagster.core.settings import DropRoot, Settings

@@ -8,16 +8,12 @@ without counting a failure, and the command exits 3 saying it stopped.
 from __future__ import annotations
 
 from dropsync_dagster import runner
-from dropsync_dagster.cli.console import console
-from dropsync_dagster.cli.console import print_labkey_summary
-from dropsync_dagster.cli.console import print_table
-from dropsync_dagster.cli.console import progress_bars
+from dropsync_dagster.cli.console import console, print_labkey_summary, print_table, progress_bars
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.drops.registry import remember
-from dropsync_dagster.core.status.runs import record_run_failure
-from dropsync_dagster.core.status.runs import require_ready
+from dropsync_dagster.core.status.runs import record_run_failure, require_ready
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.core.plan.report import GATE_REASONS
 from dropsync_dagster.core.results import CopiesResult, LabKeyResult, OriginalsResult, ResultStore

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.status.store import StatusStore
-from dropsync_dagster.core.status.opening import open_store
-from dropsync_dagster.core.status.opening import status_limits
+from dropsync_dagster.core.status.opening import open_store, status_limits
 from dropsync_dagster.resources.env_backed import EnvBackedResource
 
 

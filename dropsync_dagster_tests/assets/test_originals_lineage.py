@@ -11,14 +11,11 @@ import dagster as dg
 
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.core.status.sqlite import SqliteStatusStore
-from dropsync_dagster_tests.assets.test_ownership import couch_status
-from dropsync_dagster_tests.assets.test_ownership import pouchdb_outage_at
+from dropsync_dagster_tests.assets.test_ownership import couch_status, pouchdb_outage_at
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath
-from dropsync_dagster_tests.fixtures.couchdb import free_port
-from dropsync_dagster_tests.fixtures.couchdb import running_pouchdb
-from dropsync_dagster_tests.test_status_integration import dropsync
-from dropsync_dagster_tests.test_status_integration import plain_drop
+from dropsync_dagster_tests.fixtures.couchdb import free_port, running_pouchdb
+from dropsync_dagster_tests.test_status_integration import dropsync, plain_drop
 
 
 def assert_complete_lineage(store: StatusStore, drop: Drop, files: int) -> None:

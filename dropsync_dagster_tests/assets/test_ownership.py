@@ -19,15 +19,12 @@ from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.runner import first_failure
-from dropsync_dagster_tests.assets.test_labkey_asset import labkey_drop
-from dropsync_dagster_tests.assets.test_labkey_asset import rows
-from dropsync_dagster_tests.support.dagster_env import definitions_for
-from dropsync_dagster_tests.support.dagster_env import run_job
+from dropsync_dagster_tests.assets.test_labkey_asset import labkey_drop, rows
+from dropsync_dagster_tests.support.dagster_env import definitions_for, run_job
 from dropsync_dagster_tests.support.drops import fastq_relpath
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBServer, free_port, running_pouchdb
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
-from dropsync_dagster_tests.test_status_integration import dropsync
-from dropsync_dagster_tests.test_status_integration import plain_drop
+from dropsync_dagster_tests.test_status_integration import dropsync, plain_drop
 
 LEASE = 3  # seconds
 

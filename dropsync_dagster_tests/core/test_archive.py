@@ -24,8 +24,7 @@ from dropsync_dagster.core.archive.generations import (
     write_archive,
 )
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, IntegrityError
-from dropsync_dagster.core.archive.gpg import rewrap_key
-from dropsync_dagster.core.archive.gpg import unwrap_key
+from dropsync_dagster.core.archive.gpg import rewrap_key, unwrap_key
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys, gpg_cmd
 
 DROP = "root-run_001"
@@ -218,8 +217,7 @@ def test_a_file_changing_while_it_is_read_publishes_nothing(drop_dir: Path, tmp_
 _ARCHIVE_IN_CHILD = """
 import json, sys, time
 from pathlib import Path
-from dropsync_dagster.core.archive.generations import select_members
-from dropsync_dagster.core.archive.generations import write_archive
+from dropsync_dagster.core.archive.generations import select_members, write_archive
 args = json.loads(sys.argv[1])
 drop = Path(args["drop"])
 def stall(_n):

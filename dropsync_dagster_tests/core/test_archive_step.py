@@ -9,8 +9,7 @@ import pytest
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.archive.policy import ArchivePolicy
-from dropsync_dagster.core.steps.encrypted_archive import archive_drop
-from dropsync_dagster.core.steps.encrypted_archive import archive_problems
+from dropsync_dagster.core.steps.encrypted_archive import archive_drop, archive_problems
 from dropsync_dagster.core.steps.drop_checksums import compute_checksums
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
 from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)

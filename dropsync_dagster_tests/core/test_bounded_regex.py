@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dropsync_dagster.core.syncyml.regex import MAX_EXPANDED, compile_bounded
-from dropsync_dagster.core.drops.discovery import candidate_files
-from dropsync_dagster.core.drops.discovery import glob_regex
+from dropsync_dagster.core.drops.discovery import candidate_files, glob_regex
 from dropsync_dagster.core.errors import ConfigError
 
 

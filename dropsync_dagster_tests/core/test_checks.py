@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core import testhooks
-from dropsync_dagster.core.integrity.checks import copy_problems
-from dropsync_dagster.core.integrity.checks import target_problems
+from dropsync_dagster.core.integrity.checks import copy_problems, target_problems
 from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)
 from dropsync_dagster_tests.support.write_path import FILES, canary, run_steps, simple_drop
 

@@ -13,8 +13,7 @@ from dropsync_dagster.core.status.claim import ClaimGuard
 from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
 from dropsync_dagster.core.status.sqlite import SqliteStatusStore
-from dropsync_dagster_tests.fixtures.couchdb import free_port
-from dropsync_dagster_tests.fixtures.couchdb import running_pouchdb
+from dropsync_dagster_tests.fixtures.couchdb import free_port, running_pouchdb
 
 DROP = "inbox-run_001"
 LEASE = 1.5  # seconds: the guarded work below outlives it several times

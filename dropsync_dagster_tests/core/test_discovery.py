@@ -22,9 +22,7 @@ from dropsync_dagster.core.drops.discovery import (
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.settings import DropRoot, Settings
-from dropsync_dagster_tests.support.drops import fastq_relpath
-from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.support.drops import seed_config
+from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 READY = (".ready", ".metadata_rsync_exitcode")
 

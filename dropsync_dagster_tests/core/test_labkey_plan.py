@@ -13,8 +13,7 @@ from dropsync_dagster.core.syncyml.schema import load_config
 from dropsync_dagster.core.errors import ConfigError, RefusedError
 from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
 from dropsync_dagster.core.labkey.planning import WritebackTable, create_rows, plan_drop, update_diff_rows, writeback_connection
-from dropsync_dagster.core.steps.labkey_records import rows_problems
-from dropsync_dagster.core.steps.labkey_records import write_records
+from dropsync_dagster.core.steps.labkey_records import rows_problems, write_records
 from dropsync_dagster.core.labkey.transport import RetryPolicy
 from dropsync_dagster.core.model import Digests, Plan, Reason, WriteAction
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileChecksum, FileCopy, LabKeyResult

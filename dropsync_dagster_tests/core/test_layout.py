@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.drops.layout import check_layout
-from dropsync_dagster.core.drops.layout import inside
-from dropsync_dagster_tests.support.drops import fastq_relpath
-from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.support.drops import seed_config
+from dropsync_dagster.core.drops.layout import check_layout, inside
+from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 
 @pytest.fixture()

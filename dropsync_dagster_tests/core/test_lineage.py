@@ -9,8 +9,7 @@ import pytest
 from dropsync_dagster.core.integrity.lineage import lineage_docs
 from dropsync_dagster.core.results import ArchiveLocation, ArchiveStepResult
 from dropsync_dagster_tests.support.write_path import no_hooks  # noqa: F401  (fixture)
-from dropsync_dagster_tests.support.write_path import run_steps
-from dropsync_dagster_tests.support.write_path import simple_drop
+from dropsync_dagster_tests.support.write_path import run_steps, simple_drop
 
 pytestmark = pytest.mark.usefixtures("no_hooks")
 

@@ -14,9 +14,7 @@ from pydantic import ValidationError
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.plan.planner import MetadataResult
-from dropsync_dagster.core.plan.report import copy_action
-from dropsync_dagster.core.plan.report import move_action
-from dropsync_dagster.core.plan.report import stopped
+from dropsync_dagster.core.plan.report import copy_action, move_action, stopped
 from dropsync_dagster_tests.support.drops import (
     SEED_MINIMAL,
     SEED_TEMPLATE,

@@ -13,8 +13,7 @@ import pytest
 
 from dropsync_dagster_tests.faults.invariants import TEMP_MARK, check_invariants, failed_run_problems
 from dropsync_dagster_tests.faults.world import World, finish
-from dropsync_dagster_tests.faults.hooks import once
-from dropsync_dagster_tests.faults.hooks import pause
+from dropsync_dagster_tests.faults.hooks import once, pause
 
 LEASE = 3  # seconds, for the lease cases
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dropsync_dagster_tests.faults.invariants import check_invariants
-from dropsync_dagster_tests.faults.invariants import failed_run_problems
+from dropsync_dagster_tests.faults.invariants import check_invariants, failed_run_problems
 from dropsync_dagster_tests.faults.world import World
 
 # The last point reached before the outage, one per step (manifest, checksums, archive, copies,

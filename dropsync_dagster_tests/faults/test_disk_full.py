@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from dropsync_dagster_tests.faults.disks import SmallDisks, fill, free
-from dropsync_dagster_tests.faults.invariants import check_invariants
-from dropsync_dagster_tests.faults.invariants import failed_run_problems
+from dropsync_dagster_tests.faults.invariants import check_invariants, failed_run_problems
 from dropsync_dagster_tests.faults.world import World
 
 # folder -> (its path in the world, the hook at which it fills up)

@@ -11,8 +11,7 @@ from collections.abc import Callable
 import dagster as dg
 import pytest
 
-from dropsync_dagster_tests.faults.invariants import check_invariants
-from dropsync_dagster_tests.faults.invariants import failed_run_problems
+from dropsync_dagster_tests.faults.invariants import check_invariants, failed_run_problems
 from dropsync_dagster_tests.faults.world import World
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 

@@ -36,8 +36,7 @@ from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop,
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
 from dropsync_dagster_tests.fixtures.gpg_keys import GpgKeys
 from dropsync_dagster_tests.fixtures.labkey import EXP_DATA_COLUMNS, LABKEY_API_KEY, LABKEY_CONTEXT
-from dropsync_dagster_tests.faults.hooks import once
-from dropsync_dagster_tests.faults.hooks import pause
+from dropsync_dagster_tests.faults.hooks import once, pause
 from dropsync_dagster_tests.faults.proxy import OutageProxy
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 

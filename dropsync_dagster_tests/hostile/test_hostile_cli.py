@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dropsync_dagster_tests.hostile import cases_config
-from dropsync_dagster_tests.hostile import cases_deploy
-from dropsync_dagster_tests.hostile import cases_files
-from dropsync_dagster_tests.hostile import cases_inputs
-from dropsync_dagster_tests.hostile import cases_links
+from dropsync_dagster_tests.hostile import cases_config, cases_deploy, cases_files, cases_inputs, cases_links
 from dropsync_dagster_tests.hostile.harness import Case, check, run_cli, take_before
 from dropsync_dagster_tests.hostile.scene import make_scene
 

@@ -21,9 +21,7 @@ from dropsync_dagster.core.integrity.publish import CopyItem, CopyOutcome, Guard
 from dropsync_dagster.core.model import Digests, Identity
 from dropsync_dagster.core.integrity.sidecars import BadSidecar
 from dropsync_dagster.core.drops.reads import identity_of
-from dropsync_dagster.core.fs.staging import flush_folder_fds
-from dropsync_dagster.core.fs.staging import sweep
-from dropsync_dagster.core.fs.staging import write_atomic_in
+from dropsync_dagster.core.fs.staging import flush_folder_fds, sweep, write_atomic_in
 from dropsync_dagster.core.testhooks import hook
 
 

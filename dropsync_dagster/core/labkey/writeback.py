@@ -22,8 +22,7 @@ from dropsync_dagster.core.labkey.columns import normalize_field
 from dropsync_dagster.core.labkey.presence import PresenceMatch
 from dropsync_dagster.core.plan.metadata_sources import key_text
 from dropsync_dagster.core.model import PlanEntry
-from dropsync_dagster.core.plan.templating import apply_replacements
-from dropsync_dagster.core.plan.templating import render
+from dropsync_dagster.core.plan.templating import apply_replacements, render
 
 # Fields filled with a fact about the file when present in `fields` (names compared normalised).
 AUTO_TARGET, AUTO_UPLOADED, AUTO_CHECKSUM = "pathtosynceddata", "uploadedfilename", "checksum"

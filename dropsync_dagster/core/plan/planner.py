@@ -25,9 +25,7 @@ from dropsync_dagster.core.drops.layout import check_layout
 from dropsync_dagster.core.plan.matching import MetadataResult
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.settings import Settings
-from dropsync_dagster.core.plan.templating import apply_lookups
-from dropsync_dagster.core.plan.templating import apply_replacements
-from dropsync_dagster.core.plan.templating import render
+from dropsync_dagster.core.plan.templating import apply_lookups, apply_replacements, render
 
 _RUN_SLOT = "\0run\0"
 _TAKEN, _BLOCKED, _OUTSIDE = -1, -2, -3  # occupants of a target that are never identical content

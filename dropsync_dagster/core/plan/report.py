@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 
-from dropsync_dagster.core.labkey.planning import create_rows
-from dropsync_dagster.core.labkey.planning import update_diff_rows
+from dropsync_dagster.core.labkey.planning import create_rows, update_diff_rows
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.status.files import FileDoc
 

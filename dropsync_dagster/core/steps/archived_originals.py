@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Container
 from pathlib import Path
 
-from dropsync_dagster.core.drops.discovery import candidate_files
-from dropsync_dagster.core.drops.discovery import fingerprint
+from dropsync_dagster.core.drops.discovery import candidate_files, fingerprint
 from dropsync_dagster.core.plan.gates import move_gate
-from dropsync_dagster.core.fs.confined import make_root
-from dropsync_dagster.core.fs.confined import root_of
+from dropsync_dagster.core.fs.confined import make_root, root_of
 from dropsync_dagster.core.errors import UnsafePathError
 from dropsync_dagster.core.integrity.publish import Guard
-from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome
-from dropsync_dagster.core.integrity.moves import move_originals as move_originals_batch
+from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_originals as move_originals_batch
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileMove, OriginalsResult
 from dropsync_dagster.core.settings import Settings

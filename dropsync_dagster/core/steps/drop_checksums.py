@@ -13,8 +13,7 @@ from dropsync_dagster.core.integrity.hashing import Hashed, hash_sources
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, FileChecksum
 from dropsync_dagster.core.integrity.sidecars import BadSidecar, read_sidecar, write_sidecar
-from dropsync_dagster.core.fs.staging import flush_folder_fds
-from dropsync_dagster.core.fs.staging import sweep
+from dropsync_dagster.core.fs.staging import flush_folder_fds, sweep
 from dropsync_dagster.core.testhooks import hook
 
 

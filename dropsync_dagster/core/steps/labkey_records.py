@@ -21,8 +21,7 @@ from typing import Any
 
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.plan.gates import COPY_DONE, move_gate
-from dropsync_dagster.core.labkey.columns import normalize_field
-from dropsync_dagster.core.labkey.columns import row_value
+from dropsync_dagster.core.labkey.columns import normalize_field, row_value
 from dropsync_dagster.core.labkey.planning import WritebackTable, writeback_groups
 from dropsync_dagster.core.labkey.transport import UnconfirmedWrite
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction

@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 from dropsync_dagster.core import progress
-from dropsync_dagster.core.fs.confined import make_root
-from dropsync_dagster.core.fs.confined import root_of
+from dropsync_dagster.core.fs.confined import make_root, root_of
 from dropsync_dagster.core.errors import UnsafePathError
 from dropsync_dagster.core.plan.gates import copy_gate
 from dropsync_dagster.core.integrity.publish import CopyItem, CopyOutcome, Guard, copy_verified_batch

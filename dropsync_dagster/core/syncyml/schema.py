@@ -12,12 +12,8 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropsync_dagster.core.syncyml.regex import BoundedPattern, compile_bounded
-from dropsync_dagster.core.syncyml.locations import describe
-from dropsync_dagster.core.syncyml.locations import dotted
-from dropsync_dagster.core.syncyml.locations import key_lines
-from dropsync_dagster.core.syncyml.locations import line_of
-from dropsync_dagster.core.syncyml.reader import parse_yaml
-from dropsync_dagster.core.syncyml.reader import read_config_text
+from dropsync_dagster.core.syncyml.locations import describe, dotted, key_lines, line_of
+from dropsync_dagster.core.syncyml.reader import parse_yaml, read_config_text
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.plan.templating import FIELD_FUNCTIONS, placeholders
 
