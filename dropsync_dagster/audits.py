@@ -54,11 +54,11 @@ class AuditConfig(dg.Config):
 def fixity_checks(context: dg.AssetCheckExecutionContext, config: AuditConfig, storage: StorageResource,
                   gpg: GpgResource, status: StatusResource):
     """Audit the run's drop; a copy that differs or is missing fails its check (ERROR), naming it."""
-    if context.job_name != AUDIT_JOB:
+    if context.run.job_name != AUDIT_JOB:
         return  # a Materialize of the assets in the UI selects their checks too: the audit is not due
     drop = context.run.tags[PARTITION_TAG]
     settings = storage.settings()
-    seed = int((context.run.root_run_id or context.run_id).replace("-", "")[:8], 16)  # one sample per run and its re-executions
+    seed = int((context.run.root_run_id or context.run.run_id).replace("-", "")[:8], 16)  # one sample per run and its re-executions
     audit = audit_drop(status.store(settings), drop, sample=parse_fraction(config.sample, "sample"), seed=seed,
                        archives=gpg.policy(settings) if config.archives else None)
     yield _result(REPOSITORY_FIXITY, "repository_copies", audit, "repository", files_reread=audit.repository_files,
@@ -84,7 +84,7 @@ fixity_audit = dg.define_asset_job(
 def fixity_audit_schedule(context: dg.ScheduleEvaluationContext):
     """One audit run per registered drop, each a partition of its own."""
     sample = parse_fraction(AUDIT_SAMPLE, "DROPSYNC_AUDIT_SAMPLE")
-    when = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+    when = context.scheduled_execution_time.isoformat()
     for drop in context.instance.get_dynamic_partitions(drops.name):
         yield dg.RunRequest(
             run_key=f"{drop}@{when}",
