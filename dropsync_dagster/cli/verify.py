@@ -9,6 +9,7 @@ import click
 
 from dropsync_dagster.cli.console import shown
 from dropsync_dagster.core.drops.discovery import key_of
+from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship.verify import audit_drop, parse_fraction
 from dropsync_dagster.resources.gpg import GpgResource
@@ -30,6 +31,9 @@ def verify(drops: tuple[str, ...], every: bool, sample: str, seed: int | None, a
     settings = Settings.from_env()
     store = StatusResource().store(settings)
     keys = [d.id for d in store.list()] if every else [key_of(settings, d) for d in drops]
+    unknown = [key for key in keys if not every and store.get(key) is None]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: no status document (not registered yet)")
     policy = GpgResource().policy(settings) if archives else None
     failed = 0
     for key in keys:

@@ -76,6 +76,8 @@ def test_bad_sample_is_a_config_error_and_no_drop_a_usage_error(tmp_path: Path, 
     done = dropsync(synced, "verify", synced.drop.key, "--sample", "1.5")
     assert done.returncode == 2 and "--sample" in done.stderr and len(done.stderr.splitlines()) == 1
     assert dropsync(synced, "verify").returncode == 2
+    unknown = dropsync(synced, "verify", "seq-never_synced")
+    assert unknown.returncode == 2 and "seq-never_synced: no status document" in unknown.stderr
 
 
 def test_reads_bypass_the_page_cache(tmp_path: Path, gpg_keys, monkeypatch) -> None:
