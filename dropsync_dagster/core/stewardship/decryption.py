@@ -59,29 +59,34 @@ def read_generation(archive: Path, passphrase: str, gpg: Gpg, sink: Sink | None 
                     gpg.command("--status-fd", "2", "--decrypt", *gpg.symmetric_args(pfd)),
                     stdin=fd, stdout=subprocess.PIPE, stderr=err, pass_fds=(pfd,),
                 )
-            members, tar_problem = _read_tar(proc.stdout, sink)
-            while proc.stdout.read(CHUNK):  # the integrity code is checked only at the very end
-                continue
-            proc.stdout.close()
-            returncode = proc.wait()
+            try:
+                tar = _read_tar(proc.stdout, sink)
+                while proc.stdout.read(CHUNK):  # the integrity code is checked only at the very end
+                    continue
+            except BaseException:  # the sink failed (a full disk): gpg must not outlive the read
+                proc.kill()
+                raise
+            finally:
+                proc.stdout.close()
+                returncode = proc.wait()
             err.seek(0)
             gpg_problem = _gpg_verdict(returncode, err.read())
     finally:
         drop_cached(fd)  # an audit must not fill the cache with archives
         os.close(fd)
-    return GenerationRead(members, gpg_problem or tar_problem)
+    return GenerationRead(tar.members, gpg_problem or tar.problem)
 
 
-def _read_tar(stream: BinaryIO, sink: Sink | None) -> tuple[dict[str, Digests], str | None]:
+def _read_tar(stream: BinaryIO, sink: Sink | None) -> GenerationRead:
     members: dict[str, Digests] = {}
     try:
         with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
             while (info := tar.next()) is not None:
                 tar.members.clear()  # stream mode keeps every header: memory would grow per member
                 if not info.isreg():
-                    return members, f"unexpected {info.type!r} entry {info.name!r} in the archive"
+                    return GenerationRead(members, f"unexpected {info.type!r} entry {info.name!r} in the archive")
                 if info.name in members:
-                    return members, f"{info.name} appears twice in the archive"
+                    return GenerationRead(members, f"{info.name} appears twice in the archive")
                 out = sink(info) if sink is not None else None
                 try:
                     members[info.name] = _copy(tar.extractfile(info), out)
@@ -89,8 +94,8 @@ def _read_tar(stream: BinaryIO, sink: Sink | None) -> tuple[dict[str, Digests], 
                     if out is not None:
                         out.close()
     except (tarfile.TarError, EOFError) as exc:
-        return members, f"the decrypted tar is broken: {exc}"
-    return members, None
+        return GenerationRead(members, f"the decrypted tar is broken: {exc}")
+    return GenerationRead(members, None)
 
 
 def _copy(member: BinaryIO, out: BinaryIO | None) -> Digests:

@@ -84,12 +84,12 @@ def _extract(drop: str, gen: ArchiveGeneration, mine: set[str], staging: Path, p
     """Decrypt one generation, writing the members in `mine` under `staging`; every member must
     match the members index and gpg must confirm the whole message, or IntegrityError."""
     archive = Path(gen.archive_path)
-    times: dict[str, tarfile.TarInfo] = {}
+    headers: dict[str, tarfile.TarInfo] = {}  # of the members written, for their mode and mtime
 
     def sink(info: tarfile.TarInfo) -> BinaryIO | None:
         if info.name not in mine:
             return None
-        times[info.name] = info
+        headers[info.name] = info
         path = staging / info.name
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb")
@@ -107,7 +107,7 @@ def _extract(drop: str, gen: ArchiveGeneration, mine: set[str], staging: Path, p
     extra = sorted(set(read.members) - set(gen.members))
     if extra:
         raise IntegrityError(f"{label}: member {extra[0]} is not in the members index")
-    for rel, info in times.items():
+    for rel, info in headers.items():
         os.chmod(staging / rel, info.mode & 0o777 or 0o600)
         os.utime(staging / rel, (info.mtime, info.mtime))
 
