@@ -21,7 +21,7 @@ from dropsync_dagster.core.model import Digests
 STATUS = "[GNUPG:] "
 # gpg prints plaintext before it can check the message's integrity code at the very end: only
 # these status words, after the last byte, say that what was read is what was encrypted.
-_FAILED = {"DECRYPTION_FAILED", "BADMDC", "ERROR"}
+_FAILED = {"DECRYPTION_FAILED", "BADMDC"}
 
 Sink = Callable[[tarfile.TarInfo], BinaryIO | None]  # where a member's bytes go; None: hashed only
 
