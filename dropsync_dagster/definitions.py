@@ -8,6 +8,7 @@ from dropsync_dagster.assets.repository_copies import repository_copies
 from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
+from dropsync_dagster.audits import fixity_audit, fixity_audit_schedule, fixity_checks
 from dropsync_dagster.execution import drop_run_executor
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.resources.gpg import GpgResource
@@ -18,7 +19,9 @@ from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
 
 defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
-    jobs=[sync_drop, sync_drop_celery],
+    asset_checks=[fixity_checks],
+    jobs=[sync_drop, sync_drop_celery, fixity_audit],
+    schedules=[fixity_audit_schedule],
     sensors=[drop_sensor, drop_failure_sensor],
     # Every job without an executor of its own (sync_drop, and the asset graph's __ASSET_JOB that
     # Materialize and backfills launch) runs in one process with the drop runs' retry strategy.

@@ -2,13 +2,17 @@
 
 import dagster as dg
 
+from dropsync_dagster.audits import fixity_checks
 from dropsync_dagster.celery_executor import celery_by_pool_executor
 from dropsync_dagster.execution import RUN_TAGS
 from dropsync_dagster.partitions import drops
 
+# The drop's assets and their own checks; the fixity audit runs on its schedule, in its own job.
+DROP_SELECTION = dg.AssetSelection.groups("dropsync") - dg.AssetSelection.checks(fixity_checks)
+
 sync_drop = dg.define_asset_job(
     "sync_drop",
-    selection=dg.AssetSelection.groups("dropsync"),
+    selection=DROP_SELECTION,
     partitions_def=drops,
     description="Plan, hash, copy, record and archive one drop.",
     # Executor and retry strategy: the Definitions' (dropsync_dagster.execution), as for every run
@@ -22,7 +26,7 @@ sync_drop = dg.define_asset_job(
 # gpg and LabKey steps on the workers of their own queues. Run config: deploy/celery.yaml.
 sync_drop_celery = dg.define_asset_job(
     "sync_drop_celery",
-    selection=dg.AssetSelection.groups("dropsync"),
+    selection=DROP_SELECTION,
     partitions_def=drops,
     description="sync_drop with every step in a Celery worker; gpg and LabKey steps on their own queues.",
     executor_def=celery_by_pool_executor,

@@ -22,6 +22,8 @@ from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.cli.sync import sync_now
+from dropsync_dagster.cli.restore import restore
+from dropsync_dagster.cli.verify import verify
 
 
 
@@ -98,7 +100,7 @@ def demo() -> None:
     sys.exit(run_demo())
 
 
-for command in (status, reset, lineage, register):
+for command in (status, reset, lineage, register, verify, restore):
     cli.add_command(command)
 
 

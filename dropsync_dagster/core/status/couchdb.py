@@ -10,6 +10,7 @@ need no more. Credentials live only in the session's auth: never in repr, logs o
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -265,3 +266,18 @@ class CouchDBStatusStore(StatusStore):
             for field in ("source", "target", "processed")
             for doc in self._find({field: path}, f"find file {path}")
         ]
+
+    def _drop_files(self, drop: str) -> list[dict[str, Any]]:
+        # `_id` is `<drop>:<relative path>` and a drop key holds no ':': one range of the primary index.
+        what, docs, start = f"list files of {drop}", [], f"{drop}:"
+        while True:
+            params = {"include_docs": "true", "limit": str(_PAGE + 1), "startkey": json.dumps(start),
+                      "endkey": json.dumps(f"{drop};"), "inclusive_end": "false"}
+            resp = self._call("GET", f"{self._dbpath()}/_all_docs", what, params=params)
+            if resp.status_code != 200:
+                raise self._unexpected(resp, what)
+            rows = self._json(resp, what)["rows"]
+            docs += [row["doc"] for row in rows[:_PAGE] if row.get("doc")]
+            if len(rows) <= _PAGE:
+                return docs
+            start = rows[_PAGE]["id"]

@@ -34,6 +34,14 @@ class ArchiveRef(BaseModel):
     generation: int
 
 
+class Fixity(BaseModel):
+    """The last fixity audit of one copy of a file: when, and whether it still matched."""
+
+    outcome: str  # match, differs, missing, unreadable, damaged
+    at: datetime
+    detail: str | None = None
+
+
 class FileDoc(BaseModel):
     """One file's lineage; `put_files` merges only the fields that were set."""
 
@@ -51,6 +59,8 @@ class FileDoc(BaseModel):
     archive: ArchiveRef | None = None
     labkey_row_id: str | int | None = None
     processed: str | None = None
+    verified_at: datetime | None = None  # when a fixity audit last re-read the repository copy
+    fixity: dict[Where, Fixity] = {}  # the last audit of each copy: repository, archive
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -78,6 +88,10 @@ class FileDocuments(abc.ABC):
     @abc.abstractmethod
     def _find_files(self, path: str) -> list[dict[str, Any]]:
         """File documents whose source, target or processed path is `path`."""
+
+    @abc.abstractmethod
+    def _drop_files(self, drop: str) -> list[dict[str, Any]]:
+        """Every file document of `drop`."""
 
     def put_files(self, drop: str, docs: Iterable[FileDoc]) -> int:
         """Upsert file documents of `drop`, merging the fields each one sets. Returns the count."""
@@ -113,6 +127,10 @@ class FileDocuments(abc.ABC):
         """The file document with `_id` `fid`, or None."""
         raw = self._read_files([fid]).get(fid)
         return None if raw is None else FileDoc.model_validate(raw)
+
+    def drop_files(self, drop: str) -> list[FileDoc]:
+        """Every file document of `drop`, by relative path."""
+        return sorted((FileDoc.model_validate(raw) for raw in self._drop_files(drop)), key=lambda d: d.relpath)
 
     def find_file(self, path: str) -> FileDoc | None:
         """The file document whose source, target or processed path is `path`, or None.

@@ -215,6 +215,10 @@ class SqliteStatusStore(StatusStore):
         )
         return [_loads(*row) for row in rows]
 
+    def _drop_files(self, drop: str) -> list[dict[str, Any]]:
+        rows = self._query(f"list files of {drop}", "SELECT id, rev, doc FROM files WHERE drop_id = ?", (drop,))
+        return [_loads(*row) for row in rows]
+
 
 def _explained(exc: sqlite3.Error, path: Path) -> str:
     """SQLite's text, naming a full disk when that is what "disk I/O error" means."""

@@ -1,0 +1,1 @@
+"""Stewardship over time: fixity audits of repository copies and archives, and restores."""
