@@ -4,6 +4,7 @@ that decrypts the file while gpg is still writing it and re-hashes every member.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import subprocess
@@ -19,11 +20,12 @@ from typing import BinaryIO
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import DropsyncError, IntegrityError
-from dropsync_dagster.core.archive.gpg import Gpg, last_line, passphrase_fd
+from dropsync_dagster.core.archive.gpg import ARCHIVE_S2K, Gpg, last_line, passphrase_fd
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.testhooks import hook
 
 CHUNK = 1024 * 1024  # bytes per read, hash update and pipe write
+PIPE_SIZE = 1024 * 1024  # a pipe holding a whole CHUNK: writer and gpg overlap instead of taking turns
 _FOLLOW_PAUSE = 0.005  # seconds the follower waits when it has caught up with gpg's writes
 
 OnBytes = Callable[[int], None]
@@ -90,9 +92,10 @@ def _encrypt(
         with passphrase_fd(passphrase) as pfd:
             enc = subprocess.Popen(
                 gpg.command("--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none",
-                            *gpg.symmetric_args(pfd)),
+                            *ARCHIVE_S2K, *gpg.symmetric_args(pfd)),
                 stdin=subprocess.PIPE, stdout=out_fd, stderr=err, pass_fds=(pfd,), bufsize=0,
             )
+        widen_pipe(enc.stdin.fileno())
         try:
             written = _write_tar(enc.stdin.fileno(), drop_dir, members, expected, on_bytes, drop)
             enc.stdin.close()
@@ -115,6 +118,16 @@ def _gpg_failed(label: str, err: BinaryIO) -> DropsyncError:
     if os.strerror(errno.ENOSPC) in reason or os.strerror(errno.EDQUOT) in reason:
         return DropsyncError(f"disk full writing {label}: {reason}")
     return DropsyncError(f"writing {label}: gpg failed: {reason}")
+
+
+def widen_pipe(fd: int) -> None:
+    """Grow the pipe behind `fd` to PIPE_SIZE bytes. With Linux's default 64 KiB a 1 MiB write waits
+    for gpg to drain it, and gpg then waits while we read and hash the next chunk. Where the
+    per-user pipe-buffer limit refuses (EPERM) the pipe keeps its size: slower, never wrong."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except PermissionError:
+        return
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
@@ -230,6 +243,8 @@ class _Validation:
                 gpg.command("--decrypt", *gpg.symmetric_args(pfd)),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, pass_fds=(pfd,),
             )
+        widen_pipe(self._proc.stdin.fileno())
+        widen_pipe(self._proc.stdout.fileno())
         self._archive_fd = archive_fd
         self._threads = [
             threading.Thread(target=self._guarded, args=(self._follow,), daemon=True),
