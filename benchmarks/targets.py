@@ -237,7 +237,8 @@ def markdown(report: dict) -> str:
     for r in report["lines"]:
         ratio = f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "—"
         cpu = f"{r['cpu_ratio']:.2f}×" if r.get("cpu_ratio") is not None else "—"
-        rows.append(f"| {r['line']}: {r['target']} | {r['baseline']} | {r['measured']} | {ratio} | {r['verdict']} | {cpu} |")
+        name = r["line"].replace("|", "\\|")  # `tar | gpg` inside a table cell
+        rows.append(f"| {name}: {r['target']} | {r['baseline']} | {r['measured']} | {ratio} | {r['verdict']} | {cpu} |")
     rows.append("| verification that reads from disk rather than the page cache | — | none: copies and the "
                 "archive are verified by re-reading through the page cache | — | n/a | — |")
     return "\n".join(rows) + "\n"
