@@ -62,11 +62,11 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=0, help="also this many 16 KiB files")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="folder for the archive (e.g. /dev/shm: CPU only)")
-    parser.add_argument("--pipe-size", type=int, default=None, help="override stream.PIPE_SIZE (65536: the kernel default)")
+    parser.add_argument("--pipe-size", type=int, default=None, help="override gpg.PIPE_SIZE (65536: the kernel default)")
     args = parser.parse_args()
     if args.pipe_size:
-        import dropsync_dagster.core.archive.stream as stream_module
-        stream_module.PIPE_SIZE = args.pipe_size
+        import dropsync_dagster.core.archive.gpg as gpg_module
+        gpg_module.PIPE_SIZE = args.pipe_size
     work = args.dir.resolve()
     drop = work / f"drop_{args.mib}_{args.small}"
     if not drop.exists():

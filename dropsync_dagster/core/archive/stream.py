@@ -4,7 +4,6 @@ that decrypts the file while gpg is still writing it and re-hashes every member.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 import subprocess
@@ -20,12 +19,11 @@ from typing import BinaryIO
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import DropsyncError, IntegrityError
-from dropsync_dagster.core.archive.gpg import ARCHIVE_S2K, Gpg, last_line, passphrase_fd
+from dropsync_dagster.core.archive.gpg import ARCHIVE_S2K, Gpg, last_line, passphrase_fd, widen_pipe
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.testhooks import hook
 
 CHUNK = 1024 * 1024  # bytes per read, hash update and pipe write
-PIPE_SIZE = 1024 * 1024  # a pipe holding a whole CHUNK: writer and gpg overlap instead of taking turns
 _FOLLOW_PAUSE = 0.005  # seconds the follower waits when it has caught up with gpg's writes
 
 OnBytes = Callable[[int], None]
@@ -118,16 +116,6 @@ def _gpg_failed(label: str, err: BinaryIO) -> DropsyncError:
     if os.strerror(errno.ENOSPC) in reason or os.strerror(errno.EDQUOT) in reason:
         return DropsyncError(f"disk full writing {label}: {reason}")
     return DropsyncError(f"writing {label}: gpg failed: {reason}")
-
-
-def widen_pipe(fd: int) -> None:
-    """Grow the pipe behind `fd` to PIPE_SIZE bytes. With Linux's default 64 KiB a 1 MiB write waits
-    for gpg to drain it, and gpg then waits while we read and hash the next chunk. Where the
-    per-user pipe-buffer limit refuses (EPERM) the pipe keeps its size: slower, never wrong."""
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except PermissionError:
-        return
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
