@@ -7,7 +7,7 @@ NODE_DIR := .node
 POUCHDB := $(NODE_DIR)/node_modules/.bin/pouchdb-server
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test demo dev bench clean chromium
+.PHONY: install test demo dev bench bench-targets clean chromium
 
 install: $(STAMP)
 
@@ -43,6 +43,7 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 # Benchmarks take minutes and GBs of scratch space under ./.bench; results go to BENCHMARKS.md by hand.
 bench: $(STAMP)
+	$(PY) -m benchmarks.targets
 	$(PY) -m benchmarks.plan
 	$(PY) -m benchmarks.integrity
 	$(PY) -m benchmarks.archive
@@ -54,6 +55,10 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.planning_scale
 	$(PY) -m benchmarks.backfill
 	$(PY) -m benchmarks.run_overhead
+
+# Issue 15's targets against their baselines in one run: .bench/targets-result.{json,md} (benchmarks/README.md).
+bench-targets: $(STAMP)
+	$(PY) -m benchmarks.targets
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR) .dropsync .demo .bench .screenshots

@@ -66,6 +66,7 @@ def ours(work: Path, master: Path, trial: int, encrypt: bool = False) -> float:
     subprocess.run(["cp", "-al", str(master), str(drop)], check=True)
     (drop / ".built").unlink()
     (drop / "sync.yml").write_text(SYNC_YML.format(repository=repo, processed=processed))
+    (drop / ".ready").touch()  # every run checks readiness: without it the run is refused
     env = {
         **os.environ,
         "DROPSYNC_DROP_ROOTS": f"bench={root}",

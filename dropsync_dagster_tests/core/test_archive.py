@@ -126,6 +126,25 @@ def test_standard_gpg_and_tar_restore_the_drop_byte_for_byte(drop_dir: Path, tmp
     assert restored_files == result.members  # the symlink was not followed, nor stored
 
 
+def test_archive_key_derivation_is_not_stretched_and_stays_aes256_without_compression(
+    drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys
+):
+    """The passphrase is 256 random bits: the archive says iterated+salted S2K with the smallest
+    count gpg honours (the agent's default costs ~0.1-0.3 s per encrypt and per decrypt)."""
+    result = archive(drop_dir, tmp_path, gpg_keys)
+    passphrase = gpg_cmd(gpg_keys.home, "--quiet", "--decrypt", result.key_path).decode()
+    packets = subprocess.run(
+        ["gpg", "--batch", "--homedir", gpg_keys.home, "--pinentry-mode", "loopback", "--no-symkey-cache",
+         "--passphrase-fd", "0", "--list-packets", result.archive_path],
+        input=passphrase.encode(), capture_output=True, check=True,
+    ).stdout.decode()
+    symkey = next(line for line in packets.splitlines() if line.startswith(":symkey enc packet:"))
+    assert "cipher 9," in symkey and "s2k 3," in symkey and "hash 8" in symkey  # AES256, iterated+salted, SHA256
+    assert "count 65536 " in packets
+    assert ":compressed packet:" not in packets  # --compress-algo none
+    assert symmetric_decrypt(gpg_keys.home, Path(result.archive_path), passphrase).returncode == 0
+
+
 def test_key_with_newline_byte_works_and_every_hex_digit_matters(drop_dir: Path, tmp_path: Path, gpg_keys: GpgKeys):
     raw = bytes(range(32))
     assert b"\n" in raw  # a raw passphrase would be cut here by gpg

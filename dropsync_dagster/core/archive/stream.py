@@ -19,7 +19,7 @@ from typing import BinaryIO
 from blake3 import blake3
 
 from dropsync_dagster.core.errors import DropsyncError, IntegrityError
-from dropsync_dagster.core.archive.gpg import Gpg, last_line, passphrase_fd
+from dropsync_dagster.core.archive.gpg import ARCHIVE_S2K, Gpg, last_line, passphrase_fd, widen_pipe
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.testhooks import hook
 
@@ -90,9 +90,10 @@ def _encrypt(
         with passphrase_fd(passphrase) as pfd:
             enc = subprocess.Popen(
                 gpg.command("--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none",
-                            *gpg.symmetric_args(pfd)),
+                            *ARCHIVE_S2K, *gpg.symmetric_args(pfd)),
                 stdin=subprocess.PIPE, stdout=out_fd, stderr=err, pass_fds=(pfd,), bufsize=0,
             )
+        widen_pipe(enc.stdin.fileno())
         try:
             written = _write_tar(enc.stdin.fileno(), drop_dir, members, expected, on_bytes, drop)
             enc.stdin.close()
@@ -230,6 +231,8 @@ class _Validation:
                 gpg.command("--decrypt", *gpg.symmetric_args(pfd)),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, pass_fds=(pfd,),
             )
+        widen_pipe(self._proc.stdin.fileno())
+        widen_pipe(self._proc.stdout.fileno())
         self._archive_fd = archive_fd
         self._threads = [
             threading.Thread(target=self._guarded, args=(self._follow,), daemon=True),
