@@ -1,0 +1,167 @@
+"""Alert sensors evaluated as the daemon does, against a real SMTP server (aiosmtpd) and a local
+webhook: one email and one webhook POST per event — a failed run, a drop reaching `failed`, held
+files, a failed ERROR check — never again on later ticks; a failing channel is retried, bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dropsync_dagster.alert_sensors import check_failure_alerts, drop_state_alerts, run_failure_alerts
+from dropsync_dagster.core.stewardship.alerts import MAX_ATTEMPTS
+from dropsync_dagster.core.status.runs import record_run_failure
+from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
+from dropsync_dagster.resources.stewardship import StewardshipResource
+from dropsync_dagster_tests.support.dagster_env import SQLITE_STATUS, run_job, storage_for
+from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
+from dropsync_dagster_tests.support.receivers import SmtpReceiver, WebhookReceiver
+
+
+class Receivers:
+    """The SMTP server and the webhook, and the resource pointing the sensors at both."""
+
+    def __init__(self, smtp: SmtpReceiver, hook: WebhookReceiver) -> None:
+        self.smtp, self.hook = smtp, hook
+        self.resource = StewardshipResource(smtp_host="127.0.0.1", smtp_port=str(smtp.port), smtp_from="dropsync@lab.test",
+                                            smtp_to="steward@lab.test,second@lab.test", webhook_url=hook.url)
+
+    def received(self) -> list[tuple[str, str]]:
+        """(email subject, webhook text's first line) pairs, asserting both channels got the same."""
+        subjects = [str(m["Subject"]) for m in self.smtp.messages]
+        texts = [b["text"].splitlines()[0] for b in self.hook.bodies]
+        assert subjects == texts
+        return list(zip(subjects, texts))
+
+
+@pytest.fixture
+def receivers() -> Iterator[Receivers]:
+    with SmtpReceiver() as smtp, WebhookReceiver() as hook:
+        yield Receivers(smtp, hook)
+
+
+class Ticker:
+    """One sensor's ticks in sequence, carrying its cursor."""
+
+    def __init__(self, sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resources: dict,
+                 definitions: dg.Definitions | None = None) -> None:
+        self.sensor, self.instance, self.resources, self.cursor = sensor, instance, resources, None
+        self.definitions = definitions
+
+    def tick(self) -> dg.SensorExecutionData:
+        ctx = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=self.resources,
+                                      definitions=self.definitions)
+        data = self.sensor.evaluate_tick(ctx)
+        self.cursor = data.cursor
+        return data
+
+
+def plain_drop(tmp_path: Path) -> Drop:
+    drop = make_drop(tmp_path)
+    drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None))
+    drop.mark_ready()
+    return drop
+
+
+@dg.op
+def explode() -> None:
+    raise RuntimeError("the disk caught fire")
+
+
+@dg.job
+def doomed() -> None:
+    explode()
+
+
+def test_a_failed_run_alerts_once(receivers: Receivers) -> None:
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
+        ticker.tick()  # the first tick marks where the log stands: history is not alerted
+        result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        ticker.tick()
+        ticker.tick()
+    assert receivers.received() == [("dropsync: run of doomed failed",) * 2]
+    assert result.run_id in receivers.hook.bodies[0]["text"]
+    assert receivers.smtp.messages[0]["To"] == "steward@lab.test, second@lab.test"
+
+
+def test_a_drop_reaching_failed_alerts_once(tmp_path: Path, receivers: Receivers) -> None:
+    drop = plain_drop(tmp_path)
+    store = SqliteStatusStore(drop.settings().state_dir / DEFAULT_FILENAME)
+    resources = {"stewardship": receivers.resource, "storage": storage_for(drop.env()), "status": SQLITE_STATUS}
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(drop_state_alerts, instance, resources)
+        for attempt in range(3):
+            record_run_failure(store, drop.key, str(drop.path), f"run-{attempt}", "LabKey unreachable", 3)
+            ticker.tick()  # pending after the first two: nothing to say yet
+        ticker.tick()
+    assert receivers.received() == [(f"dropsync: drop {drop.key} failed",) * 2]
+    assert "LabKey unreachable" in receivers.hook.bodies[0]["text"]
+    assert f"dropsync reset {drop.key}" in receivers.smtp.messages[0].get_content()
+
+
+def test_held_files_alert_once_naming_them(tmp_path: Path, receivers: Receivers) -> None:
+    drop = plain_drop(tmp_path)
+    drop.add_file(fastq_relpath(read=1), md5="wrong")
+    drop.add_file(fastq_relpath(read=2), md5="correct")
+    resources = {"stewardship": receivers.resource, "storage": storage_for(drop.env()), "status": SQLITE_STATUS}
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(drop_state_alerts, instance, resources)
+        assert run_job(drop, instance).success
+        ticker.tick()
+        ticker.tick()
+    assert receivers.received() == [(f"dropsync: files held in drop {drop.key}",) * 2]
+    text = receivers.hook.bodies[0]["text"]
+    assert fastq_relpath(read=1) in text and "md5_mismatch" in text and fastq_relpath(read=2) not in text
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("fixity_audit", asset="audited"), dg.AssetCheckSpec("soft_audit", asset="audited")])
+def audited() -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[
+        dg.AssetCheckResult(check_name="fixity_audit", passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                            description="scRNA/a.fastq.gz differs from its lineage digest"),
+        dg.AssetCheckResult(check_name="soft_audit", passed=False, severity=dg.AssetCheckSeverity.WARN),
+    ])
+
+
+def test_a_failed_error_check_alerts_once_and_a_warning_does_not(receivers: Receivers) -> None:
+    with dg.instance_for_test() as instance:
+        defs = dg.Definitions(assets=[audited], sensors=[check_failure_alerts])
+        ticker = Ticker(check_failure_alerts, instance, {"stewardship": receivers.resource}, defs)
+        ticker.tick()
+        assert dg.materialize([audited], instance=instance).success
+        ticker.tick()
+        ticker.tick()
+    assert receivers.received() == [("dropsync: check fixity_audit on audited failed",) * 2]
+    assert "differs from its lineage digest" in receivers.smtp.messages[0].get_content()
+
+
+def test_a_failing_webhook_is_retried_next_tick_without_resending_the_email(receivers: Receivers) -> None:
+    receivers.hook.fail_next(2)
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
+        ticker.tick()
+        doomed.execute_in_process(instance=instance, raise_on_error=False)
+        first = ticker.tick()
+        assert "1 to retry: webhook" in (first.skip_message or "") and "HTTP 500" in (first.skip_message or "")
+        assert (len(receivers.smtp.messages), receivers.hook.bodies) == (1, [])
+        ticker.tick()
+        ticker.tick()
+        ticker.tick()
+    assert receivers.hook.attempts == 3
+    assert len(receivers.received()) == 1
+
+
+def test_a_webhook_that_never_answers_is_given_up_after_bounded_tries(receivers: Receivers) -> None:
+    receivers.hook.fail_next(1000)
+    with dg.instance_for_test() as instance:
+        ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
+        ticker.tick()
+        doomed.execute_in_process(instance=instance, raise_on_error=False)
+        for _ in range(MAX_ATTEMPTS + 3):
+            ticker.tick()
+    assert receivers.hook.attempts == MAX_ATTEMPTS
+    assert len(receivers.smtp.messages) == 1
