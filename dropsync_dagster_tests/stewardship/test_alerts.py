@@ -17,7 +17,7 @@ from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusSt
 from dropsync_dagster.resources.stewardship import StewardshipResource
 from dropsync_dagster_tests.support.dagster_env import SQLITE_STATUS, run_job, storage_for
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.support.receivers import SmtpReceiver, WebhookReceiver
+from dropsync_dagster_tests.support.receivers import SmtpReceiver, WebhookReceiver, free_port
 
 
 class Receivers:
@@ -25,8 +25,12 @@ class Receivers:
 
     def __init__(self, smtp: SmtpReceiver, hook: WebhookReceiver) -> None:
         self.smtp, self.hook = smtp, hook
-        self.resource = StewardshipResource(smtp_host="127.0.0.1", smtp_port=str(smtp.port), smtp_from="dropsync@lab.test",
-                                            smtp_to="steward@lab.test,second@lab.test", webhook_url=hook.url)
+        self.resource = self.resource_for(smtp.port)
+
+    def resource_for(self, smtp_port: int) -> StewardshipResource:
+        """Alerts to the webhook and to the SMTP server at `smtp_port` of 127.0.0.1."""
+        return StewardshipResource(smtp_host="127.0.0.1", smtp_port=str(smtp_port), smtp_from="dropsync@lab.test",
+                                   smtp_to="steward@lab.test,second@lab.test", webhook_url=self.hook.url)
 
     def received(self) -> list[tuple[str, str]]:
         """(email subject, webhook text's first line) pairs, asserting both channels got the same."""
@@ -139,29 +143,34 @@ def test_a_failed_error_check_alerts_once_and_a_warning_does_not(receivers: Rece
     assert "differs from its lineage digest" in receivers.smtp.messages[0].get_content()
 
 
+def failed_run_ticks(instance: dg.DagsterInstance, resource: StewardshipResource, ticks: int) -> list[dg.SensorExecutionData]:
+    """A baseline tick, one failed run, then `ticks` ticks of the run-failure alert sensor."""
+    ticker = Ticker(run_failure_alerts, instance, {"stewardship": resource})
+    ticker.tick()
+    doomed.execute_in_process(instance=instance, raise_on_error=False)
+    return [ticker.tick() for _ in range(ticks)]
+
+
 def test_a_failing_webhook_is_retried_next_tick_without_resending_the_email(receivers: Receivers) -> None:
     receivers.hook.fail_next(2)
     with dg.instance_for_test() as instance:
-        ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
-        ticker.tick()
-        doomed.execute_in_process(instance=instance, raise_on_error=False)
-        first = ticker.tick()
-        assert "1 to retry: webhook" in (first.skip_message or "") and "HTTP 500" in (first.skip_message or "")
-        assert (len(receivers.smtp.messages), receivers.hook.bodies) == (1, [])
-        ticker.tick()
-        ticker.tick()
-        ticker.tick()
-    assert receivers.hook.attempts == 3
+        first, *_ = failed_run_ticks(instance, receivers.resource, 4)
+    assert "1 to retry: webhook" in (first.skip_message or "") and "HTTP 500" in (first.skip_message or "")
+    assert receivers.hook.attempts == 3  # two refused, the third delivered, none after
     assert len(receivers.received()) == 1
 
 
 def test_a_webhook_that_never_answers_is_given_up_after_bounded_tries(receivers: Receivers) -> None:
     receivers.hook.fail_next(1000)
     with dg.instance_for_test() as instance:
-        ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
-        ticker.tick()
-        doomed.execute_in_process(instance=instance, raise_on_error=False)
-        for _ in range(MAX_ATTEMPTS + 3):
-            ticker.tick()
+        failed_run_ticks(instance, receivers.resource, MAX_ATTEMPTS + 3)
     assert receivers.hook.attempts == MAX_ATTEMPTS
     assert len(receivers.smtp.messages) == 1
+
+
+def test_an_unreachable_mail_relay_is_retried_and_the_webhook_sent_once(receivers: Receivers) -> None:
+    unreachable = receivers.resource_for(free_port())  # nothing listens there
+    with dg.instance_for_test() as instance:
+        ticks = failed_run_ticks(instance, unreachable, 2)
+    assert all("1 to retry: email via 127.0.0.1" in (t.skip_message or "") for t in ticks), [t.skip_message for t in ticks]
+    assert len(receivers.hook.bodies) == 1 and receivers.smtp.messages == []

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
-
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dropsync_dagster.core.errors import ConfigError
 
@@ -17,15 +15,17 @@ DEFAULT_SMTP_PORT = 25
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
-class SmtpSettings(NamedTuple):
-    """The mail relay alerts go through, and who gets them."""
+class SmtpSettings(BaseModel):
+    """The mail relay alerts go through, and who gets them (the password is never shown)."""
+
+    model_config = ConfigDict(frozen=True)
 
     host: str
     port: int
     sender: str
     recipients: tuple[str, ...]
     user: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
     starttls: bool = False
 
 
@@ -72,7 +72,8 @@ def _smtp(env: Mapping[str, str]) -> SmtpSettings | None:
     password = env.get("DROPSYNC_SMTP_PASSWORD") or None
     if (user is None) != (password is None):
         raise ConfigError("DROPSYNC_SMTP_USER and DROPSYNC_SMTP_PASSWORD: set both or neither")
-    return SmtpSettings(host, int(port_text), sender, recipients, user, password, starttls in _TRUE)
+    return SmtpSettings(host=host, port=int(port_text), sender=sender, recipients=recipients, user=user,
+                        password=password, starttls=starttls in _TRUE)
 
 
 def _webhook(env: Mapping[str, str]) -> str | None:
