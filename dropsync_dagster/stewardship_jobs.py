@@ -22,8 +22,9 @@ from dropsync_dagster.resources.storage import StorageResource
 GROUP = "stewardship"
 RECONCILED_CHECK = "reconciliation_clean"
 RECONCILED_CHECK_DESCRIPTION = (
-    "Passes when the repository, the lineage, LabKey, the archive members and the drops agree. Fails "
-    "with WARN listing each finding (kind, drop, path): run `dropsync reconcile` for the full list."
+    "Proves that the repository, the lineage, LabKey, the archive members and the drops agree. Fails "
+    "with WARN (not blocking) listing each finding (kind, drop, path): run `dropsync reconcile` for "
+    "the full list, then fix the file, row or lineage it names."
 )
 
 
