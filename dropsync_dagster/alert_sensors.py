@@ -137,13 +137,13 @@ def drop_state_alerts(context: dg.SensorEvaluationContext, storage: StorageResou
     """One message per drop reaching `failed` and per set of held or quarantined files of a drop."""
     outbox = _outbox(context)
     try:
-        alerts = status_alerts(status.store(storage.settings()))
+        found = status_alerts(status.store(storage.settings()), outbox.marks)
     except DropsyncError as exc:  # an unreachable store: nothing is known, nothing is forgotten
         context.log.warning(f"status store: {exc}")
         return send_round(context, outbox, [], stewardship)
     # A state that ended (a reset, a re-transferred file) is forgotten: if it comes back, it is new.
-    current = [a.key for a in alerts] + list(outbox.pending)
-    return send_round(context, forget_except(outbox, current), alerts, stewardship)
+    outbox = forget_except(outbox, [*found.current, *outbox.pending]).model_copy(update={"marks": found.marks})
+    return send_round(context, outbox, found.alerts, stewardship)
 
 
 alert_sensors = [run_failure_alerts, check_failure_alerts, drop_state_alerts]

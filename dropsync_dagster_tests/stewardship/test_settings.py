@@ -45,3 +45,11 @@ def test_the_definitions_refuse_to_load_with_a_malformed_setting() -> None:
 def test_the_smtp_password_is_never_shown() -> None:
     settings = StewardshipSettings.from_env({**SMTP, "DROPSYNC_SMTP_USER": "u", "DROPSYNC_SMTP_PASSWORD": "s3cret-pw"})
     assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings)
+
+
+def test_the_schedule_runs_the_stewardship_job_on_the_configured_cron() -> None:
+    env = {**os.environ, "DROPSYNC_STEWARDSHIP_CRON": "30 2 * * 1"}
+    shown = subprocess.run([sys.executable, "-c", "from dropsync_dagster.definitions import defs; "
+                            "s = defs.resolve_schedule_def('stewardship_schedule'); print(s.job_name, s.cron_schedule)"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.split("\n")[0] == "stewardship 30 2 * * 1", shown.stderr

@@ -106,12 +106,22 @@ class Pending(BaseModel):
     attempts: int = 0  # failed tries so far (the worst channel's)
 
 
+class Mark(BaseModel):
+    """A source as last read (its `stamp`, e.g. a document's update time) and the alert key it gave:
+    while the stamp is the same, the key is reused instead of read again."""
+
+    stamp: str
+    key: str
+
+
 class Outbox(BaseModel):
-    """Undelivered messages, the keys already delivered (state-based events), and an event-log cursor."""
+    """Undelivered messages, the keys already delivered (state-based events), an event-log cursor,
+    and marks of the sources read (state-based events)."""
 
     pending: dict[str, Pending] = {}
     delivered: list[str] = []
     after: str | None = None
+    marks: dict[str, Mark] = {}
 
 
 class Delivery(BaseModel):

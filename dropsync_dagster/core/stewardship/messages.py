@@ -4,9 +4,10 @@ audit. Each is one Alert whose key names the event, so it is sent once."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-from dropsync_dagster.core.stewardship.alerts import Alert
+from dropsync_dagster.core.stewardship.alerts import Alert, Mark
 from dropsync_dagster.core.status.document import DropDoc, DropState
 from dropsync_dagster.core.status.store import StatusStore
 
@@ -56,16 +57,31 @@ def held_counts(doc: DropDoc) -> dict[str, int]:
     return {label: n for label, n in (doc.counts or {}).items() if label != SYNCED_LABEL and n}
 
 
-def status_alerts(store: StatusStore) -> list[Alert]:
-    """The alerts the status store's present state calls for: failed drops, drops holding files."""
-    out = []
+class StatusAlerts(NamedTuple):
+    """What the status store's present state calls for."""
+
+    alerts: list[Alert]  # messages built this time (events not met before)
+    current: list[str]  # the key of every event present now
+    marks: dict[str, Mark]  # drop -> its update time and held-files key, so its files are read once
+
+
+def status_alerts(store: StatusStore, marks: Mapping[str, Mark]) -> StatusAlerts:
+    """Failed drops and drops holding files; a drop's files are read only when the drop changed
+    since `marks` saw it (a sensor tick must not read every held file every 30 seconds)."""
+    alerts, current, seen = [], [], {}
     for doc in store.list():
         if doc.status == DropState.FAILED:
-            out.append(drop_failed(doc))
+            alerts.append(drop_failed(doc))
+            current.append(alerts[-1].key)
         elif doc.status == DropState.SYNCED and held_counts(doc):
-            held = [(f.relpath, _label(f.model_extra or {})) for f in store.files_of(doc.id)]
-            out.append(files_held(doc, [(rel, label) for rel, label in held if label != SYNCED_LABEL]))
-    return out
+            stamp, mark = doc.updated_at.isoformat() if doc.updated_at else "", marks.get(doc.id)
+            if mark is None or mark.stamp != stamp:
+                held = [(f.relpath, _label(f.model_extra or {})) for f in store.files_of(doc.id)]
+                alerts.append(files_held(doc, [(rel, label) for rel, label in held if label != SYNCED_LABEL]))
+                mark = Mark(stamp=stamp, key=alerts[-1].key)
+            seen[doc.id] = mark
+            current.append(mark.key)
+    return StatusAlerts(alerts, current, seen)
 
 
 def _label(extra: dict) -> str:
