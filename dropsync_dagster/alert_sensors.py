@@ -12,8 +12,9 @@ drops are compared with those already alerted. A first tick only marks where his
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from itertools import groupby
+from typing import NamedTuple
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
@@ -70,21 +71,35 @@ def failed_runs(instance: dg.DagsterInstance, after: str | None) -> tuple[list[A
     return alerts, found.cursor if found.records else after
 
 
-def failed_checks(instance: dg.DagsterInstance, keys: Sequence[dg.AssetCheckKey], after: str | None) -> tuple[list[Alert], str]:
+class CheckScan(NamedTuple):
+    """New failed checks, the execution id up to which every record is final, and the ids alerted beyond it."""
+
+    alerts: list[Alert]
+    after: str
+    alerted_ids: list[int]
+
+
+def failed_checks(instance: dg.DagsterInstance, keys: Sequence[dg.AssetCheckKey], after: str | None,
+                  alerted: Collection[int]) -> CheckScan:
     """Alerts for ERROR-severity check evaluations that failed after execution id `after` (one per
-    run and check), and the newest execution id seen."""
-    storage, newest = instance.event_log_storage, int(after or 0)
-    failed: list[AssetCheckExecutionRecord] = []
+    run and check). An execution record is written `planned` when its run starts and turns
+    `failed` in place later, so the position stops below the first record still planned by a live
+    run; failures above it already alerted are remembered instead of sent again."""
+    storage, start = instance.event_log_storage, None if after is None else int(after or 0)
+    newest, waiting, failed = start or 0, [], []
+    live: dict[str, bool] = {}
     for key in keys:
         cursor = None
-        while True:  # newest first, page by page, down to `after`
+        while True:  # newest first, page by page, down to `start`
             page = storage.get_asset_check_execution_history(key, limit=EVENTS_PER_TICK, cursor=cursor)
-            fresh = [r for r in page if after is not None and r.id > int(after or 0)]
             newest = max([newest, *(r.id for r in page)])
-            failed += [r for r in fresh if r.status == AssetCheckExecutionRecordStatus.FAILED and _error(r)]
-            if len(fresh) < EVENTS_PER_TICK or len(page) < EVENTS_PER_TICK:
+            fresh = [r for r in page if start is not None and r.id > start]
+            waiting += [r.id for r in fresh if r.status == AssetCheckExecutionRecordStatus.PLANNED and _live(instance, r.run_id, live)]
+            failed += [r for r in fresh if r.status == AssetCheckExecutionRecordStatus.FAILED and r.id not in alerted and _error(r)]
+            if len(fresh) < EVENTS_PER_TICK:
                 break
             cursor = page[-1].id
+    position = min(waiting) - 1 if waiting else newest
     alerts = []
     ordered = sorted(failed, key=lambda r: (r.run_id, r.key.to_user_string(), r.id))
     for (run_id, _), group in groupby(ordered, key=lambda r: (r.run_id, r.key.to_user_string())):
@@ -92,7 +107,16 @@ def failed_checks(instance: dg.DagsterInstance, keys: Sequence[dg.AssetCheckKey]
         key = records[0].key
         alerts.append(check_failed(run_id, key.asset_key.to_user_string(), key.name,
                                    [(r.partition, _why(r)) for r in records], records[-1].id))
-    return alerts, str(newest)
+    remembered = sorted(i for i in {*alerted, *(r.id for r in failed)} if i > position)
+    return CheckScan(alerts, str(position), remembered)
+
+
+def _live(instance: dg.DagsterInstance, run_id: str, known: dict[str, bool]) -> bool:
+    """True while the run may still evaluate its planned checks (a finished run never will)."""
+    if run_id not in known:
+        run = instance.get_run_by_id(run_id)
+        known[run_id] = run is not None and not run.is_finished
+    return known[run_id]
 
 
 def _evaluation(record: AssetCheckExecutionRecord) -> dg.AssetCheckEvaluation | None:
@@ -127,8 +151,9 @@ def check_failure_alerts(context: dg.SensorEvaluationContext, stewardship: Stewa
     """One message per run and asset check that failed with ERROR severity (e.g. a fixity audit)."""
     outbox = _outbox(context)
     keys = list(context.repository_def.asset_graph.asset_check_keys) if context.repository_def else []
-    alerts, after = failed_checks(context.instance, keys, outbox.after)
-    return send_round(context, forget_except(outbox, ()).model_copy(update={"after": after}), alerts, stewardship)
+    scan = failed_checks(context.instance, keys, outbox.after, outbox.alerted_ids)
+    outbox = forget_except(outbox, ()).model_copy(update={"after": scan.after, "alerted_ids": scan.alerted_ids})
+    return send_round(context, outbox, scan.alerts, stewardship)
 
 
 @dg.sensor(minimum_interval_seconds=INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING)

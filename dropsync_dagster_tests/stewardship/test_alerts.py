@@ -4,6 +4,8 @@ files, a failed ERROR check — never again on later ticks; a failing channel is
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +176,38 @@ def test_an_unreachable_mail_relay_is_retried_and_the_webhook_sent_once(receiver
         ticks = failed_run_ticks(instance, unreachable, 2)
     assert all("1 to retry: email via 127.0.0.1" in (t.skip_message or "") for t in ticks), [t.skip_message for t in ticks]
     assert len(receivers.hook.bodies) == 1 and receivers.smtp.messages == []
+
+
+GATE = threading.Event()
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("slow_audit", asset="slowly_audited")])
+def slowly_audited() -> dg.MaterializeResult:
+    assert GATE.wait(60), "the test never opened the gate"
+    return dg.MaterializeResult(check_results=[
+        dg.AssetCheckResult(check_name="slow_audit", passed=False, description="a bit flipped")])
+
+
+def test_a_check_evaluated_after_a_tick_saw_it_planned_still_alerts(receivers: Receivers) -> None:
+    """Defect: a tick during the run saw the check's execution record `planned` and moved its
+    position past it; the record turned `failed` in place later and was never alerted."""
+    GATE.clear()
+    with dg.instance_for_test() as instance:
+        defs = dg.Definitions(assets=[slowly_audited], sensors=[check_failure_alerts])
+        ticker = Ticker(check_failure_alerts, instance, {"stewardship": receivers.resource}, defs)
+        ticker.tick()
+        run = threading.Thread(target=lambda: dg.materialize([slowly_audited], instance=instance, raise_on_error=False))
+        run.start()
+        try:
+            key = dg.AssetCheckKey(dg.AssetKey("slowly_audited"), "slow_audit")
+            deadline = time.monotonic() + 60
+            while not instance.event_log_storage.get_asset_check_execution_history(key, limit=1):
+                assert time.monotonic() < deadline, "the check was never planned"
+                time.sleep(0.05)
+            ticker.tick()  # the check is planned, not evaluated yet
+        finally:
+            GATE.set()
+            run.join(60)
+        ticker.tick()
+        ticker.tick()
+    assert receivers.received() == [("dropsync: check slow_audit on slowly_audited failed",) * 2]

@@ -122,6 +122,7 @@ class Outbox(BaseModel):
     delivered: list[str] = []
     after: str | None = None
     marks: dict[str, Mark] = {}
+    alerted_ids: list[int] = []  # events beyond `after` already alerted (they may change below it)
 
 
 class Delivery(BaseModel):
