@@ -84,6 +84,7 @@ def doomed() -> None:
 def test_a_failed_run_alerts_once(receivers: Receivers) -> None:
     with dg.instance_for_test() as instance:
         ticker = Ticker(run_failure_alerts, instance, {"stewardship": receivers.resource})
+        doomed.execute_in_process(instance=instance, raise_on_error=False)  # before the sensor existed
         ticker.tick()  # the first tick marks where the log stands: history is not alerted
         result = doomed.execute_in_process(instance=instance, raise_on_error=False)
         assert not result.success
