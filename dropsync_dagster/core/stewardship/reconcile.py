@@ -46,6 +46,9 @@ def reconcile(store: StatusStore, results: ResultStore, make_client: MakeClient,
             continue
         plans[doc.id], lineage[doc.id] = plan, store.drop_files(doc.id)
     targets = {d.target for docs in lineage.values() for d in docs if d.target}
+    # A live run publishes copies before it writes their lineage: its planned targets are not strays.
+    targets |= {e.target for d in drops if d.status == DropState.PROCESSING and d.id in plans
+                for e in plans[d.id].entries if e.target}
     recent = [d for d in drops if d.id in plans and _changed_since(d, since)]
     for doc in recent:
         if doc.status == DropState.PROCESSING:
