@@ -8,6 +8,8 @@ kind (plotted the same way) and a WARN check that fails while anything is found.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import dagster as dg
 
 from dropsync_dagster.assets.event_metadata import counts_metadata, markdown_table
@@ -36,7 +38,8 @@ def _numbers(row: PeriodRow, prefix: str) -> dict[str, int]:
 def stewardship_report(storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Per month: drops synced and failed, files and bytes synced, files held (as `dropsync report`)."""
     rows = period_report(status.store(storage.settings()))
-    month = rows[-1] if rows else PeriodRow(period="none")
+    now = datetime.now(timezone.utc).strftime("%Y-%m")  # a quiet month plots as zeros, not as the last busy one
+    month = next((r for r in rows if r.period == now), PeriodRow(period=now))
     return dg.MaterializeResult(metadata={
         "month": month.period,
         **_numbers(month, "month/"),
