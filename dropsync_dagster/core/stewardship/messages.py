@@ -76,7 +76,7 @@ def status_alerts(store: StatusStore, marks: Mapping[str, Mark]) -> StatusAlerts
         elif doc.status == DropState.SYNCED and held_counts(doc):
             stamp, mark = doc.updated_at.isoformat() if doc.updated_at else "", marks.get(doc.id)
             if mark is None or mark.stamp != stamp:
-                held = [(f.relpath, _label(f.model_extra or {})) for f in store.files_of(doc.id)]
+                held = [(f.relpath, _label(f.model_extra or {})) for f in store.drop_files(doc.id)]
                 alerts.append(files_held(doc, [(rel, label) for rel, label in held if label != SYNCED_LABEL]))
                 mark = Mark(stamp=stamp, key=alerts[-1].key)
             seen[doc.id] = mark
