@@ -12,12 +12,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+import dropsync_dagster.audits as audits
 from dropsync_dagster.alert_sensors import check_failure_alerts, drop_state_alerts, run_failure_alerts
 from dropsync_dagster.core.stewardship.alerts import MAX_ATTEMPTS
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster.resources.stewardship import StewardshipResource
-from dropsync_dagster_tests.support.dagster_env import SQLITE_STATUS, run_job, storage_for
+from dropsync_dagster_tests.stewardship.synced import flip_bit, sync
+from dropsync_dagster_tests.support.dagster_env import SQLITE_STATUS, definitions_for, run_job, storage_for
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.support.receivers import SmtpReceiver, WebhookReceiver, free_port
 
@@ -36,7 +38,7 @@ class Receivers:
 
     def received(self) -> list[tuple[str, str]]:
         """(email subject, webhook text's first line) pairs, asserting both channels got the same."""
-        subjects = [str(m["Subject"]) for m in self.smtp.messages]
+        subjects = [str(m["Subject"]).strip() for m in self.smtp.messages]  # a long subject is folded
         texts = [b["text"].splitlines()[0] for b in self.hook.bodies]
         assert subjects == texts
         return list(zip(subjects, texts))
@@ -212,3 +214,20 @@ def test_a_check_evaluated_after_a_tick_saw_it_planned_still_alerts(receivers: R
         ticker.tick()
         ticker.tick()
     assert receivers.received() == [("dropsync: check slow_audit on slowly_audited failed",) * 2]
+
+
+def test_a_failed_fixity_audit_alerts_once_naming_the_drop_and_file(tmp_path: Path, gpg_keys, receivers: Receivers) -> None:
+    with dg.instance_for_test() as instance:
+        synced = sync(tmp_path, gpg_keys, instance)
+        defs = definitions_for(synced.drop, gpg=synced.gpg())
+        ticker = Ticker(check_failure_alerts, instance, {"stewardship": receivers.resource}, defs)
+        ticker.tick()
+        flip_bit(synced.target(2), 10)
+        audit = defs.resolve_job_def(audits.AUDIT_JOB)
+        assert audit.execute_in_process(instance=instance, tags={audits.PARTITION_TAG: synced.drop.key}).success
+        ticker.tick()
+        ticker.tick()
+    subject = f"dropsync: check {audits.REPOSITORY_FIXITY} on repository_copies failed for 1 drop(s)"
+    assert receivers.received() == [(subject, subject)]  # the archive's audit passed: no message for it
+    text = receivers.hook.bodies[0]["text"]
+    assert synced.drop.key in text and fastq_relpath(read=2) in text
