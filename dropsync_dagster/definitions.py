@@ -15,14 +15,18 @@ from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
+from dropsync_dagster.resources.stewardship import StewardshipResource
 from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
+from dropsync_dagster.alert_sensors import alert_sensors
+from dropsync_dagster.stewardship_jobs import reconciliation, stewardship, stewardship_report, stewardship_schedule
 
 defs = dg.Definitions(
-    assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
+    assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals,
+            stewardship_report, reconciliation],
     asset_checks=[fixity_checks],
-    jobs=[sync_drop, sync_drop_celery, fixity_audit],
-    schedules=[fixity_audit_schedule],
-    sensors=[drop_sensor, drop_failure_sensor],
+    jobs=[sync_drop, sync_drop_celery, fixity_audit, stewardship],
+    schedules=[fixity_audit_schedule, stewardship_schedule],
+    sensors=[drop_sensor, drop_failure_sensor, *alert_sensors],
     # Every job without an executor of its own (sync_drop, and the asset graph's __ASSET_JOB that
     # Materialize and backfills launch) runs in one process with the drop runs' retry strategy.
     executor=drop_run_executor,
@@ -31,5 +35,6 @@ defs = dg.Definitions(
         "gpg": GpgResource.from_env(),
         "status": StatusResource.from_env(),
         "labkey": LabKeyResource.from_env(),
+        "stewardship": StewardshipResource.from_env(),
     },
 )

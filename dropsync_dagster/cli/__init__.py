@@ -24,6 +24,8 @@ from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.cli.sync import sync_now
 from dropsync_dagster.cli.restore import restore
 from dropsync_dagster.cli.verify import verify
+from dropsync_dagster.cli.reconcile import reconcile
+from dropsync_dagster.cli.report import report
 
 
 
@@ -100,7 +102,7 @@ def demo() -> None:
     sys.exit(run_demo())
 
 
-for command in (status, reset, lineage, register, verify, restore):
+for command in (status, reset, lineage, register, verify, restore, reconcile, report):
     cli.add_command(command)
 
 

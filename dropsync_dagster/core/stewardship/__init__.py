@@ -1,1 +1,2 @@
-"""Stewardship over time: fixity audits of repository copies and archives, and restores."""
+"""Stewardship over time: fixity audits of repository copies and archives, restores,
+reconciliation, period reports and alerts."""

@@ -1,0 +1,34 @@
+"""`dropsync reconcile`: repository, lineage, LabKey, archive and drops compared; exit 1 on findings."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from dropsync_dagster.core.results import ResultStore
+from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.stewardship.reconcile import reconcile as find_inconsistencies
+from dropsync_dagster.resources.labkey import LabKeyResource
+from dropsync_dagster.resources.status import StatusResource
+
+
+@click.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only drops changed and repository files modified since DATE (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def reconcile(since: datetime | None, as_json: bool) -> None:
+    """Compare repository, lineage, LabKey, archive and drops; one line per inconsistency, exit 1 if any."""
+    settings = Settings.from_env()
+    since_utc = since.replace(tzinfo=timezone.utc) if since is not None else None
+    found = find_inconsistencies(StatusResource().store(settings), ResultStore(settings.state_dir),
+                                 LabKeyResource().client, since_utc)
+    if as_json:
+        click.echo(found.model_dump_json(indent=1))
+    else:
+        for finding in found.findings:
+            click.echo(finding.line())
+        for skipped in found.skipped:
+            click.echo(f"skipped\t{skipped}", err=True)
+    sys.exit(0 if found.clean else 1)
