@@ -115,7 +115,7 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
                 try:  # a broken sync.yml: reported now, and again only once the drop changes
                     broken[key] = newest_folder(drop.path)
                 except OSError:
-                    pass  # vanished or unreadable: looked at (and reported) again next tick
+                    continue  # vanished or unreadable: looked at (and reported) again next tick
             if looked is not None:
                 # Historical drops are never run by the sensor, so none needs watching closely:
                 # a backlog of thousands stays out of the cursor and out of the next tick.

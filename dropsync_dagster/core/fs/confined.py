@@ -82,7 +82,7 @@ def _open_child(parent: int, name: str, create: bool, mode: int) -> int:
                 os.mkdir(name, mode, dir_fd=parent)
                 os.fsync(parent)
             except FileExistsError:
-                pass  # made by someone else meanwhile: open it
+                continue  # made by someone else meanwhile: open it
         except OSError as err:
             # O_DIRECTORY|O_NOFOLLOW on a link fails with ENOTDIR (Linux) or ELOOP.
             if err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(parent, name):

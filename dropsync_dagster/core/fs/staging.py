@@ -4,6 +4,7 @@ held under `flock` while they live, and never reopened; dead writers' leftovers 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -111,9 +112,8 @@ class StagedFile:
     def discard(self) -> None:
         """Remove the temporary's name and release it (the name is ours: it was made exclusively)."""
         try:
-            os.unlink(self.name, dir_fd=self.folder_fd)
-        except FileNotFoundError:
-            pass  # swept or removed by hand: nothing left to remove
+            with contextlib.suppress(FileNotFoundError):  # swept or removed by hand: nothing left to remove
+                os.unlink(self.name, dir_fd=self.folder_fd)
         finally:
             self.close()
 
