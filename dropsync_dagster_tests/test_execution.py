@@ -8,7 +8,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository  # n
 
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.execution import RETRY_STRATEGY_TAG
-from dropsync_dagster.runner import LAUNCHED_BY
+from dropsync_dagster.runs import LAUNCHED_BY
 from dropsync_dagster.sensors import failed_drop
 from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 

@@ -17,8 +17,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import openpyxl
-
 from dropsync_dagster.core.drops.small_files import read_regular
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey.columns import Column, resolve_fields
@@ -145,6 +143,8 @@ def load_excel(source: str, path: Path, sheet: str | None = None, within: Sequen
     if unpacked > UNPACKED_LIMIT:
         raise ConfigError(f"metadata source '{source}': {path} unpacks to more than {UNPACKED_LIMIT} bytes")
     try:
+        import openpyxl  # only for Excel sources: it is slow to import
+
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # openpyxl raises KeyError, ValueError, TypeError, XML errors... on a malformed zip
         raise not_a_workbook from None

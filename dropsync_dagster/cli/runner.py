@@ -1,4 +1,4 @@
-"""Running the drop job in-process against the same instance `make dev` serves."""
+"""`dropsync sync`'s runs: the drop job in this process, on the instance `make dev` serves."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from dropsync_dagster.core import errors
 from dropsync_dagster.core.errors import ConfigError, without_class_paths
 from dropsync_dagster.core.status.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status.store import StatusStore
+from dropsync_dagster.definitions import defs
 from dropsync_dagster.partitions import drops
-
-LAUNCHED_BY = "dropsync/launched_by"
-IGNORE_READINESS = "dropsync/ignore_readiness"  # run tag: "true" syncs a drop that is not ready
+from dropsync_dagster.runs import LAUNCHED_BY
 
 # The CLI prints its own summary; the run's full log stays in the instance's event log (the UI).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -75,8 +74,6 @@ def register(inst: dg.DagsterInstance, keys: list[str]) -> list[str]:
 
 def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = None) -> RunOutcome:
     """Execute the `sync_drop` job for one partition in this process; the run shows in the UI."""
-    from dropsync_dagster.definitions import defs
-
     job = defs.resolve_job_def("sync_drop")
     result = job.execute_in_process(
         partition_key=key, instance=inst, raise_on_error=False, run_config=QUIET_LOGS, tags=tags or {}
@@ -100,16 +97,6 @@ def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, p
     message = f"process {doc.worker_id} died while running {drop}"
     inst.report_run_failed(run, message)
     return record_run_failure(store, drop, path, doc.owner, message, max_failures)
-
-
-def run_finished(inst: dg.DagsterInstance, run_id: str) -> bool:
-    """True when run `run_id` and every retry or re-execution of it (same root run) are finished;
-    a run this instance does not know is not known to be finished."""
-    run = inst.get_run_by_id(run_id)
-    if run is None or not run.is_finished:
-        return False
-    family = inst.get_runs(filters=dg.RunsFilter(tags={"dagster/root_run_id": run_id}))
-    return all(r.is_finished for r in family)
 
 
 def _root_error(result: dg.ExecuteInProcessResult):
