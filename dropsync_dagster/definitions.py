@@ -12,13 +12,17 @@ from dropsync_dagster.assets.repository_copies import repository_copies
 from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
+from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.deployment import deployment_from_env, install_test_hooks
 from dropsync_dagster.execution import drop_run_executor
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.resources.deployment import resources_of
 from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor_every
 
-deployment = deployment_from_env()
+try:
+    deployment = deployment_from_env()
+except ConfigError as exc:  # the load fails on the one line naming the setting, not the parser's frames
+    raise exc.with_traceback(None) from None
 install_test_hooks(deployment)
 
 defs = dg.Definitions(

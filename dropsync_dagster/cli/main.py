@@ -14,6 +14,7 @@ import sys
 from typing import NamedTuple
 
 import click
+from click.utils import make_default_short_help
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError, without_class_paths
@@ -21,7 +22,7 @@ from dropsync_dagster.deployment import hook_commands_from_env
 
 class Registered(NamedTuple):
     """A command known by name: where it lives ("module:attribute" under dropsync_dagster.cli) and
-    the one line `dropsync --help` shows for it (test_cli_main checks it matches the command's)."""
+    the summary `dropsync --help` shows for it (test_cli_main checks it is the command's own)."""
 
     target: str
     summary: str
@@ -29,14 +30,14 @@ class Registered(NamedTuple):
 
 # Modules import Dagster only inside the commands that run jobs (sync, reset --force, register, demo).
 COMMANDS = {
-    "demo": Registered("demo:demo", "Build a demo drop under ./.demo, sync it through Dagster and..."),
-    "keys": Registered("keys:keys", "Archive keys: re-wrap them to new owners without touching the..."),
-    "lineage": Registered("status:lineage", "The lineage document of a file, by its repository, drop or..."),
-    "plan": Registered("plan:plan", "Show what syncing DROP (a folder or partition key) would do;..."),
-    "register": Registered("status:register", "Register every drop under each ROOT as a partition and a..."),
-    "reset": Registered("status:reset", "Make a failed DROP pending again, with its failure count..."),
+    "demo": Registered("demo:demo", "Build a demo drop under ./.demo, sync it through Dagster and verify the outcome."),
+    "keys": Registered("keys:keys", "Archive keys: re-wrap them to new owners without touching the archives."),
+    "lineage": Registered("status:lineage", "The lineage document of a file, by its repository, drop or processed path."),
+    "plan": Registered("plan:plan", "Show what syncing DROP (a folder or partition key) would do; changes nothing."),
+    "register": Registered("status:register", "Register every drop under each ROOT as a partition and a pending drop (idempotent)."),
+    "reset": Registered("status:reset", "Make a failed DROP pending again, with its failure count cleared."),
     "status": Registered("status:status", "Drops with their status, counts, age and owner (or one DROP)."),
-    "sync": Registered("sync:sync", "Sync DROP through the Dagster job, in this process, recorded..."),
+    "sync": Registered("sync:sync", "Sync DROP through the Dagster job, in this process, recorded on the instance."),
 }
 
 
@@ -57,8 +58,10 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands section of --help from COMMANDS, without importing a command."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))  # as click.Group.format_commands
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name].summary) for name in self.list_commands(ctx)])
+            formatter.write_dl([(name, make_default_short_help(COMMANDS[name].summary, limit)) for name in names])
 
 
 @click.group(cls=LazyGroup)

@@ -75,6 +75,7 @@ class Deployment:
     archive: ArchivePolicy
     labkey: LabKeyAccess
     sensor_interval: int = DEFAULT_SENSOR_INTERVAL
+    celery_queue_prefix: str = ""  # DROPSYNC_CELERY_QUEUE_PREFIX: two deployments can share one broker
     test_hooks: Mapping[str, str] = field(default_factory=dict)
 
     def status_store(self) -> StatusStore:
@@ -104,6 +105,7 @@ def deployment_from_env(env: Mapping[str, str] | None = None) -> Deployment:
         archive=archive_from_env(env, settings.state_dir),
         labkey=labkey_from_env(env),
         sensor_interval=env_int(env, "DROPSYNC_SENSOR_INTERVAL", DEFAULT_SENSOR_INTERVAL),
+        celery_queue_prefix=env.get("DROPSYNC_CELERY_QUEUE_PREFIX", ""),
         test_hooks=hook_commands_from_env(env),
     )
 

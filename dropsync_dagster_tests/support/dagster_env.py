@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from unittest import mock
+
 import dagster as dg
 
+from dropsync_dagster import definitions
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.deployment import settings_from_env
 from dropsync_dagster.resources.gpg import GpgResource
@@ -46,3 +53,15 @@ def run_job(drop: Drop, instance: dg.DagsterInstance, **resources: object) -> dg
         instance.add_dynamic_partitions("drops", [drop.key])
     job = definitions_for(drop, **resources).resolve_job_def("sync_drop")
     return job.execute_in_process(partition_key=drop.key, instance=instance, raise_on_error=False)
+
+
+@contextmanager
+def code_location_loaded_with(env: Mapping[str, str]) -> Iterator[None]:
+    """The code location (dropsync_dagster.definitions) loaded afresh with `env` in the process
+    environment, as a run worker loads it; loaded again with the previous environment after."""
+    try:
+        with mock.patch.dict(os.environ, env):
+            importlib.reload(definitions)
+            yield
+    finally:
+        importlib.reload(definitions)
