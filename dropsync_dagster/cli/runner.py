@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -81,7 +82,7 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     if result.success:
         return RunOutcome(result.run_id, True)
     found = _root_error(result)
-    interrupted = found is not None and found[1].cls_name == "DagsterExecutionInterruptedError"
+    interrupted = found is not None and found.error.cls_name == "DagsterExecutionInterruptedError"
     return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result), interrupted)
 
 
@@ -99,14 +100,21 @@ def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, p
     return record_run_failure(store, drop, path, doc.owner, message, max_failures)
 
 
-def _root_error(result: dg.ExecuteInProcessResult):
-    """(step key, error) of the first failed step, past Dagster's own wrapper; None if none."""
+class StepFailure(NamedTuple):
+    """The first failed step of a run and its error, past Dagster's own wrapper."""
+
+    step: str
+    error: SerializableErrorInfo
+
+
+def _root_error(result: dg.ExecuteInProcessResult) -> StepFailure | None:
+    """The first failed step and its error; None if no step failed."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
                 error = error.cause
-            return event.step_key, error
+            return StepFailure(event.step_key, error)
     return None
 
 
@@ -156,4 +164,4 @@ def first_failure(result: dg.ExecuteInProcessResult) -> str:
 def failed_on_config(result: dg.ExecuteInProcessResult) -> bool:
     """True when the run failed on a configuration error (nothing done; not a counted failure)."""
     found = _root_error(result)
-    return found is not None and found[1].cls_name == ConfigError.__name__
+    return found is not None and found.error.cls_name == ConfigError.__name__

@@ -1,4 +1,4 @@
-"""`dropsync sync [--do-it]`: the plan, then (with --do-it) register, run the drop's job in-process, summarise, pick the exit code.
+"""`dropsync sync`: the plan; with --do-it, the drop's job run in-process, summarised, an exit code.
 
 SIGTERM stops the run cleanly: Dagster delivers it to the run as an interrupt (as Ctrl-C), the
 step at work abandons its current file and removes its temporaries, the claim is released
