@@ -38,12 +38,12 @@ LIBS = tuple(f"L{a}{b}_LIBRAR" for a in "ABCDE" for b in "ABCDE")  # 25 librarie
 # Runs in a fresh interpreter: plan the drop; wall and CPU seconds, peak RSS (VmHWM: this
 # process's own memory only; ru_maxrss would carry over the forking parent's), the reasons.
 _MEASURE = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from dropsync_dagster.core.syncyml.schema import load_config
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.plan.planner import make_plan
-from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.deployment import settings_from_env
 def hwm():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
     return int(line.split()[1]) * 1024
@@ -52,7 +52,7 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 path = Path(sys.argv[1])
 before, cpu0, start = hwm(), cpu(), time.perf_counter()
-plan = make_plan(DropFolder("bench-drop", "bench", path), load_config(path / "sync.yml"), Settings.from_env())
+plan = make_plan(DropFolder("bench-drop", "bench", path), load_config(path / "sync.yml"), settings_from_env(os.environ))
 seconds, cpu1 = time.perf_counter() - start, cpu()
 print(json.dumps({"seconds": seconds, "cpu": cpu1 - cpu0, "peak_rss": hwm(), "rss_before": before,
                   "counts": plan.counts()}))

@@ -27,10 +27,10 @@ if __package__ in (None, ""):
 import dagster as dg  # noqa: E402
 
 from benchmarks.datasets import DEFAULT_BENCH_DIR, filesystem_of, machine, remove_tree  # noqa: E402
-from dropsync_dagster.core.settings import Settings  # noqa: E402
+from dropsync_dagster.deployment import settings_from_env  # noqa: E402
 from dropsync_dagster.core.drops.watch import tick  # noqa: E402
 from dropsync_dagster.definitions import defs  # noqa: E402
-from dropsync_dagster.resources.status import StatusResource  # noqa: E402
+from dropsync_dagster.resources.status import SqliteStatusResource  # noqa: E402
 from dropsync_dagster.resources.storage import StorageResource  # noqa: E402
 from dropsync_dagster.sensors import drop_sensor  # noqa: E402
 
@@ -69,8 +69,7 @@ class SensorTicker:
 
     def __init__(self, instance: dg.DagsterInstance, env: dict[str, str]) -> None:
         self.instance, self.cursor = instance, None
-        self.resources = {"storage": StorageResource(**{f: env.get(v) for f, v in StorageResource.ENV.items()}),
-                          "status": StatusResource(couchdb_url="")}
+        self.resources = {"storage": StorageResource.of(settings_from_env(env)), "status": SqliteStatusResource()}
         self.defs = dg.Definitions(assets=list(defs.assets or []), jobs=list(defs.jobs or []),
                                    sensors=[drop_sensor], resources={**(defs.resources or {}), **self.resources})
 
@@ -103,7 +102,7 @@ def main() -> None:
             state = base / f"state-{side}"
             remove_tree(state)
             env = {"DROPSYNC_DROP_ROOTS": f"seq={root}", "DROPSYNC_STATE_DIR": str(state)}
-            settings = Settings.from_env(env)
+            settings = settings_from_env(env)
             with dg.instance_for_test() as instance:
                 if side == "core":
                     cursor: dict | None = None

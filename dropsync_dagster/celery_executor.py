@@ -10,7 +10,6 @@ retries), so deploy/celery.yaml serves the job and `dagster-celery worker start 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,8 @@ from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, celery_executor
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
-QUEUE_PREFIX_ENV = "DROPSYNC_CELERY_QUEUE_PREFIX"
+from dropsync_dagster.deployment import deployment_from_env
+
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue name
 
 
@@ -57,4 +57,4 @@ class PoolQueueCeleryExecutor(CeleryExecutor):
 def celery_by_pool_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """dagster-celery's `celery_executor`, steps routed to the queue of their pool."""
     base: CeleryExecutor = celery_executor.executor_creation_fn(init_context)  # type: ignore[assignment,misc]
-    return PoolQueueCeleryExecutor(base, os.environ.get(QUEUE_PREFIX_ENV, ""))
+    return PoolQueueCeleryExecutor(base, deployment_from_env().celery_queue_prefix)

@@ -1,4 +1,8 @@
-"""The one Definitions object: assets, checks, sensor, job and resources."""
+"""The one Definitions object: assets, checks, sensors, jobs and the deployment's resources.
+
+Loading it reads the deployment's environment once (dropsync_dagster.deployment): a malformed
+setting fails the code location's load with one line naming the variable.
+"""
 
 import dagster as dg
 
@@ -8,6 +12,7 @@ from dropsync_dagster.assets.repository_copies import repository_copies
 from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
+<<<<<<< HEAD
 from dropsync_dagster.audits import fixity_audit, fixity_audit_schedule, fixity_checks
 from dropsync_dagster.execution import drop_run_executor
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
@@ -37,4 +42,27 @@ defs = dg.Definitions(
         "labkey": LabKeyResource.from_env(),
         "stewardship": StewardshipResource.from_env(),
     },
+=======
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.deployment import deployment_from_env, install_test_hooks
+from dropsync_dagster.execution import drop_run_executor
+from dropsync_dagster.jobs import sync_drop, sync_drop_celery
+from dropsync_dagster.resources.deployment import resources_of
+from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor_every
+
+try:
+    deployment = deployment_from_env()
+except ConfigError as exc:  # the load fails on the one line naming the setting, not the parser's frames
+    raise exc.with_traceback(None) from None
+install_test_hooks(deployment)
+
+defs = dg.Definitions(
+    assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
+    jobs=[sync_drop, sync_drop_celery],
+    sensors=[drop_sensor_every(deployment.sensor_interval), drop_failure_sensor],
+    # Every job without an executor of its own (sync_drop, and the asset graph's __ASSET_JOB that
+    # Materialize and backfills launch) runs in one process with the drop runs' retry strategy.
+    executor=drop_run_executor,
+    resources=resources_of(deployment),
+>>>>>>> resources
 )

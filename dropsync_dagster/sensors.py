@@ -1,7 +1,6 @@
 """Thin sensors: drop discovery (rules in core.drops.watch) and the run-failure path of the status store."""
 
 import json
-import os
 
 import dagster as dg
 
@@ -14,24 +13,20 @@ from dropsync_dagster.assets.archived_originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.status.runs import record_run_failure
-from dropsync_dagster.core.settings import env_number
 from dropsync_dagster.core.drops.watch import skip_reason, tick
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
 from dropsync_dagster.partitions import drops
-from dropsync_dagster.runner import LAUNCHED_BY
+from dropsync_dagster.deployment import DEFAULT_SENSOR_INTERVAL
+from dropsync_dagster.runs import LAUNCHED_BY
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 DROP_ASSETS = frozenset(a.key for a in (drop_manifest, drop_checksums, encrypted_archive, repository_copies,
                                         labkey_records, archived_originals))
 
-# DROPSYNC_SENSOR_INTERVAL: seconds between ticks (default 30; tests use 1).
-@dg.sensor(
-    job=sync_drop,
-    minimum_interval_seconds=int(env_number(os.environ, "DROPSYNC_SENSOR_INTERVAL", 30)),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, status: StatusResource) -> dg.SensorResult:
+
+def drop_sensor_tick(context: dg.SensorEvaluationContext, storage: StorageResource,
+                     status: StatusResource) -> dg.SensorResult:
     """Register ready drops as partitions; run new drops and synced drops that got new files."""
     settings = storage.settings()
     decided = tick(settings, json.loads(context.cursor) if context.cursor else None)
@@ -51,6 +46,15 @@ def drop_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, s
         cursor=json.dumps(decided.cursor, separators=(",", ":")),
         skip_reason=skip_reason(decided, settings),  # shown in the tick history when nothing runs
     )
+
+
+def drop_sensor_every(seconds: int) -> dg.SensorDefinition:
+    """`drop_sensor`, ticking every `seconds` (DROPSYNC_SENSOR_INTERVAL; tests use 1)."""
+    return dg.sensor(name="drop_sensor", job=sync_drop, minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.RUNNING)(drop_sensor_tick)
+
+
+drop_sensor = drop_sensor_every(DEFAULT_SENSOR_INTERVAL)
 
 
 def failed_drop(run: dg.DagsterRun) -> str | None:
@@ -74,5 +78,5 @@ def drop_failure_sensor(context: dg.RunFailureSensorContext, storage: StorageRes
     settings = storage.settings()
     error = context.failure_event.message or "run failed"
     path = str(locate(settings, drop).path)
-    done = record_run_failure(status.store(settings), drop, path, run.root_run_id or run.run_id, error, status.limits()[0])
+    done = record_run_failure(status.store(settings), drop, path, run.root_run_id or run.run_id, error, status.limits().max_failures)
     context.log.info(done)

@@ -7,7 +7,7 @@ import dagster as dg
 
 from dropsync_dagster.assets.event_metadata import check_result
 from dropsync_dagster.core.errors import without_class_paths
-from dropsync_dagster.runner import first_failure
+from dropsync_dagster.cli.runner import first_failure
 
 
 def _run(asset: dg.AssetsDefinition) -> dg.ExecuteInProcessResult:

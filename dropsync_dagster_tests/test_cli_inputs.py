@@ -197,10 +197,10 @@ def test_an_unexpected_exception_is_one_line_exit_3(tmp_path: Path) -> None:
     inject = tmp_path / "inject"
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(
-        "from dropsync_dagster.core import settings\n"
+        "from dropsync_dagster import deployment\n"
         "def crash(*args, **kwargs):\n"
         "    raise RuntimeError('boom\\n\\x1b[31msecond line')\n"
-        "settings.Settings.from_env = classmethod(crash)\n")
+        "deployment.deployment_from_env = crash\n")
     path = os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")]))
     done = dropsync(drop, "plan", str(drop.path), extra_env={"PYTHONPATH": path})
     line = one_line(done, 3)

@@ -8,8 +8,9 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository  # n
 
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.execution import RETRY_STRATEGY_TAG
-from dropsync_dagster.runner import LAUNCHED_BY
+from dropsync_dagster.runs import LAUNCHED_BY
 from dropsync_dagster.sensors import failed_drop
+from dropsync_dagster_tests.support.dagster_env import code_location_loaded_with
 from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 
@@ -29,14 +30,12 @@ def test_every_job_without_its_own_executor_runs_in_process() -> None:
     assert defs.resolve_job_def("sync_drop").tags[RETRY_STRATEGY_TAG] == "ALL_STEPS"
 
 
-def test_an_asset_graph_run_is_retried_from_its_plan_and_runs_in_one_process(tmp_path, monkeypatch) -> None:
+def test_an_asset_graph_run_is_retried_from_its_plan_and_runs_in_one_process(tmp_path) -> None:
     drop = make_drop(tmp_path)
     drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None, field_parameters=None))
     drop.add_file(fastq_relpath(read=1))
     drop.mark_ready()
-    for name, value in drop.env().items():
-        monkeypatch.setenv(name, value)
-    with dg.instance_for_test() as instance:
+    with code_location_loaded_with(drop.env()), dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("drops", [drop.key])
         # execute_job runs the job's own executor, as a run worker does (execute_in_process would not).
         with dg.execute_job(ASSET_JOB, instance, tags={"dagster/partition": drop.key}) as result:

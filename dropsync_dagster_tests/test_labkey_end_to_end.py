@@ -19,12 +19,12 @@ import openpyxl
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, SEED_REGEX, fastq_content, fastq_relpath, make_drop
-from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER, LABKEY_CONTEXT
+from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER, LABKEY_CONTEXT
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 from dropsync_dagster_tests.support.labkey_server_values import ColumnDef
 
 META_CONTAINER = "LOOP Intercept/Meta Data"
-FAST = LabKeyResource(attempts="3", retry_delay="0.01", timeout="5")
+FAST = LabKeyResource(api_key=LABKEY_API_KEY, attempts=3, retry_delay=0.01, timeout=5)
 MTIME = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
 DERIVE = r"^(?P<patient>MTR-[A-Z]-\d{3})_(?P<visit>V\d{2})"
 # file -> where its metadata comes from and its repository target

@@ -13,6 +13,7 @@ import pytest
 
 from dropsync_dagster.core.drops import watch
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.deployment import settings_from_env
 from dropsync_dagster.core.drops.watch import TickPlan, tick
 from dropsync_dagster_tests.support.drops import fastq_relpath
 
@@ -43,7 +44,7 @@ def add_drop(root: Path, name: str, files: list[str] = (), ready: bool = True) -
 
 def settings_for(base: Path) -> Settings:
     (base / "drops").mkdir(exist_ok=True)  # drop roots must be existing folders
-    return Settings.from_env({"DROPSYNC_DROP_ROOTS": f"seq={base / 'drops'}", "DROPSYNC_STATE_DIR": str(base / "state")})
+    return settings_from_env({"DROPSYNC_DROP_ROOTS": f"seq={base / 'drops'}", "DROPSYNC_STATE_DIR": str(base / "state")})
 
 
 class Looks:

@@ -14,7 +14,7 @@ import dagster as dg
 
 from dropsync_dagster.core.status.sqlite import SqliteStatusStore
 from dropsync_dagster.core.status.couchdb import CouchDBStatusStore
-from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.resources.status import CouchStatusResource
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
@@ -51,8 +51,8 @@ def test_job_leaves_a_synced_document_and_one_lineage_document_per_file(tmp_path
 
 def test_same_run_against_couchdb_writes_the_same_documents(tmp_path: Path, couchdb_db) -> None:
     drop = plain_drop(tmp_path)
-    status = StatusResource(couchdb_url=couchdb_db.url, couchdb_db=couchdb_db.db,
-                            couchdb_user=couchdb_db.user, couchdb_password=couchdb_db.password)
+    status = CouchStatusResource(url=couchdb_db.url, db=couchdb_db.db, user=couchdb_db.user,
+                                 password=couchdb_db.password)
     with dg.instance_for_test() as instance:
         assert run_job(drop, instance, status=status).success
     store = CouchDBStatusStore(couchdb_db.url, couchdb_db.db, couchdb_db.user, couchdb_db.password)
@@ -62,7 +62,7 @@ def test_same_run_against_couchdb_writes_the_same_documents(tmp_path: Path, couc
 
 def test_unreachable_couchdb_fails_the_run_before_any_file_is_touched(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path)
-    status = StatusResource(couchdb_url="http://127.0.0.1:9/")
+    status = CouchStatusResource(url="http://127.0.0.1:9/")
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance, status=status)
     assert not result.success

@@ -54,7 +54,7 @@ def drop_manifest(
     override = ready_or_override(context, storage, folder.key, str(folder.path))
     config = load_config(folder.path / CONFIG_NAME)
     policy = gpg.policy(settings)
-    if policy.decide(config.archive)[0]:
+    if policy.decide(config.archive).enabled:
         # A recipient missing from the keyring is a configuration error before any work starts.
         recipient_fingerprints(policy.recipients, policy.gnupghome)
     plan = plan_drop(folder, config, settings, labkey.client)

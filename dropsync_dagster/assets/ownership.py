@@ -24,7 +24,7 @@ from dropsync_dagster.core.status.runs import check_not_held, claim_drop, requir
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
-from dropsync_dagster.runner import IGNORE_READINESS, run_finished
+from dropsync_dagster.runs import IGNORE_READINESS, run_finished
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -74,7 +74,7 @@ def claim_plan(context: dg.AssetExecutionContext, status: StatusResource, storag
     if dry_run(context):
         check_not_held(store, plan.drop, run_owner(context), _finished(context))
     else:
-        claim_drop(store, plan.drop, plan.drop_path, run_owner(context), status.limits()[1],
+        claim_drop(store, plan.drop, plan.drop_path, run_owner(context), status.limits().lease_seconds,
                    plan_id=plan.plan_id, readiness_override=override, holder_finished=_finished(context))
 
 
@@ -107,7 +107,7 @@ def held(context: dg.AssetExecutionContext, status: StatusResource, storage: Sto
     """Every step after the plan: claim (the run's first step) or prove the claim, hold it with a
     heartbeat while the step works, and hand over the plan the claim names."""
     store, results = status.store(storage.settings()), storage.results()
-    drop, owner, lease = context.partition_key, run_owner(context), status.limits()[1]
+    drop, owner, lease = context.partition_key, run_owner(context), status.limits().lease_seconds
     if _starts_run(context):
         doc = store.get(drop)
         same = doc is not None and doc.owner == owner and doc.plan_id is not None

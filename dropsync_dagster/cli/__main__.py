@@ -1,5 +1,5 @@
 """`python -m dropsync_dagster.cli`."""
 
-from dropsync_dagster.cli import main
+from dropsync_dagster.cli.main import main
 
 main()

@@ -15,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import yaml
 
 from dropsync_dagster.core.integrity.hashing import hash_file
-from dropsync_dagster.core.status.opening import open_store
+from dropsync_dagster.deployment import deployment_from_env
 
 DROP_NAME = "run_2026-11-20_NovaSeq"
 LIBS = ("ABC_DEFGHI", "XYZ_QRSTUV")
@@ -142,7 +143,7 @@ def verify(base: Path, drop: Path) -> list[str]:
 
 def verify_status(base: Path) -> list[str]:
     """The drop's status document is `synced` and every matched file has a lineage document."""
-    store = open_store(demo_env(base), base / "state")
+    store = deployment_from_env(demo_env(base)).status_store()
     key = f"demo-{DROP_NAME}"
     doc = store.get(key)
     if doc is None or doc.status != "synced":
@@ -187,6 +188,12 @@ def verify_archive(base: Path, drop: Path) -> list[str]:
             problems.append(f"restored {rel} differs from the original")
     shutil.rmtree(restored)
     return problems
+
+
+@click.command()
+def demo() -> None:
+    """Build a demo drop under ./.demo, sync it through Dagster and verify the outcome."""
+    sys.exit(main())
 
 
 def main() -> int:

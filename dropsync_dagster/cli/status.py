@@ -8,18 +8,13 @@ from pathlib import Path
 
 import click
 
-from dropsync_dagster import runner
 from dropsync_dagster.cli.console import console, print_table
 from dropsync_dagster.core.drops.discovery import key_of, list_drops
 from dropsync_dagster.core.errors import ConfigError, RefusedError
 from dropsync_dagster.core.drops.registry import remember
-from dropsync_dagster.core.settings import DropRoot, Settings
+from dropsync_dagster.core.settings import DropRoot
 from dropsync_dagster.core.status.store import DropDoc, DropState
-from dropsync_dagster.resources.status import StatusResource
-
-
-def _store(settings: Settings):
-    return StatusResource().store(settings)
+from dropsync_dagster.deployment import deployment_from_env
 
 
 def _age(doc: DropDoc) -> str:
@@ -37,8 +32,8 @@ def _age(doc: DropDoc) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the documents as JSON.")
 def status(drop: str | None, as_json: bool) -> None:
     """Drops with their status, counts, age and owner (or one DROP)."""
-    settings = Settings.from_env()
-    store = _store(settings)
+    deployment = deployment_from_env()
+    settings, store = deployment.settings, deployment.status_store()
     if drop is None:
         docs = store.list()
     else:
@@ -74,16 +69,19 @@ def status(drop: str | None, as_json: bool) -> None:
                    "could not be recorded, e.g. during a status-store outage).")
 def reset(drop: str, force: bool) -> None:
     """Make a failed DROP pending again, with its failure count cleared."""
-    settings = Settings.from_env()
-    store, key = _store(settings), key_of(settings, drop)
+    deployment = deployment_from_env()
+    store, key = deployment.status_store(), key_of(deployment.settings, drop)
     doc = store.get(key)
     if force and doc is not None and doc.status == DropState.PROCESSING and doc.owner:
+        from dropsync_dagster.cli import runner  # Dagster, only to ask the instance about the run
+        from dropsync_dagster.runs import run_finished
+
         inst = runner.instance()
         run = inst.get_run_by_id(doc.owner)
         if run is None:
             raise RefusedError(f"{key}: claimed by run {doc.owner} (worker {doc.worker_id}), which this Dagster "
                                "instance does not know; cannot tell whether it is finished")
-        if not runner.run_finished(inst, doc.owner):
+        if not run_finished(inst, doc.owner):
             raise RefusedError(f"{key}: claimed by run {doc.owner} (worker {doc.worker_id}), which is "
                                f"{run.status.value.lower()}; stop it or wait for it first")
         store.release(key, doc.owner)
@@ -97,8 +95,7 @@ def reset(drop: str, force: bool) -> None:
 @click.argument("path")
 def lineage(path: str) -> None:
     """The lineage document of a file, by its repository, drop or processed path."""
-    settings = Settings.from_env()
-    doc = _store(settings).find_file(str(Path(path).resolve()) if Path(path).exists() else path)
+    doc = deployment_from_env().status_store().find_file(str(Path(path).resolve()) if Path(path).exists() else path)
     if doc is None:
         raise ConfigError(f"{path}: no file document records this path")
     click.echo(doc.model_dump_json(indent=1, by_alias=True, exclude_none=True))
@@ -108,7 +105,10 @@ def lineage(path: str) -> None:
 @click.argument("roots", nargs=-1, required=True)
 def register(roots: tuple[str, ...]) -> None:
     """Register every drop under each ROOT as a partition and a pending drop (idempotent)."""
-    settings = Settings.from_env()
+    from dropsync_dagster.cli import runner  # Dagster, for the partitions
+
+    deployment = deployment_from_env()
+    settings = deployment.settings
     found = []
     for root in roots:
         real = Path(root).resolve()
@@ -119,5 +119,5 @@ def register(roots: tuple[str, ...]) -> None:
     for drop in found:
         remember(settings, drop)
     added = runner.register(runner.instance(), [d.key for d in found])
-    new_docs = _store(settings).register_many({d.key: str(d.path) for d in found})
+    new_docs = deployment.status_store().register_many({d.key: str(d.path) for d in found})
     console.print(f"{len(found)} drops: {len(added)} new partitions, {new_docs} new status documents")

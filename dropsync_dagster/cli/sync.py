@@ -1,4 +1,4 @@
-"""`dropsync sync --do-it`: register, run the drop's job in-process, summarise, pick the exit code.
+"""`dropsync sync`: the plan; with --do-it, the drop's job run in-process, summarised, an exit code.
 
 SIGTERM stops the run cleanly: Dagster delivers it to the run as an interrupt (as Ctrl-C), the
 step at work abandons its current file and removes its temporaries, the claim is released
@@ -7,37 +7,65 @@ without counting a failure, and the command exits 3 saying it stopped.
 
 from __future__ import annotations
 
-from dropsync_dagster import runner
-from dropsync_dagster.cli.console import console, print_labkey_summary, print_table, progress_bars
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from dropsync_dagster.cli.console import console, print_labkey_summary, print_plan, print_table, progress_bars, shown
+from dropsync_dagster.cli.plan import plan_for
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.drops.registry import remember
 from dropsync_dagster.core.status.runs import record_run_failure, require_ready
 from dropsync_dagster.core.status.store import StatusStore
-from dropsync_dagster.core.plan.report import GATE_REASONS
+from dropsync_dagster.core.plan.report import GATE_REASONS, stopped
 from dropsync_dagster.core.results import CopiesResult, LabKeyResult, OriginalsResult, ResultStore
-from dropsync_dagster.core.settings import Settings
-from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.deployment import Deployment, deployment_from_env
+
+if TYPE_CHECKING:
+    from dropsync_dagster.cli.runner import RunOutcome
 
 
-def sync_now(settings: Settings, folder: DropFolder, plan: Plan, ignore_readiness: bool = False) -> int:
+@click.command()
+@click.argument("drop")
+@click.option("--do-it", is_flag=True, help="Copy, record and move; without it, only the plan is shown.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--ignore-readiness", is_flag=True,
+              help="Sync even without the drop's sentinel or quiet period (recorded in its status).")
+def sync(drop: str, do_it: bool, yes: bool, ignore_readiness: bool) -> None:
+    """Sync DROP through the Dagster job, in this process, recorded on the instance."""
+    deployment = deployment_from_env()
+    folder, planned = plan_for(deployment, drop)
+    print_plan(planned)
+    if not do_it:
+        sys.exit(1 if stopped(planned) else 0)
+    if not yes and not click.confirm(shown(f"Sync {folder.key} ({folder.path})?"), default=False):
+        raise click.exceptions.Abort()
+    sys.exit(sync_now(deployment, folder, planned, ignore_readiness=ignore_readiness))
+
+
+def sync_now(deployment: Deployment, folder: DropFolder, plan: Plan, ignore_readiness: bool = False) -> int:
     """Run one drop to completion; 0 all synced, 1 some file held at a gate; raises on failure."""
+    from dropsync_dagster.cli import runner  # Dagster, only for the runs themselves
+    from dropsync_dagster.runs import IGNORE_READINESS, LAUNCHED_BY
+
+    settings = deployment.settings
     # Refuse before the run starts, so a missing DROPSYNC_ALLOWED_ROOTS is a config error (exit 2).
     settings.check_writable(plan.repository_folder, "repository_folder")
     settings.check_writable(plan.processed_folder, "processed_folder")
     # Readiness is checked again by the run's first step; here it is one line before any work.
     require_ready(folder.key, folder.path, settings, ignore_readiness, "dropsync sync --ignore-readiness")
     remember(settings, folder)
-    status = StatusResource()  # the environment's store, as the assets see it
-    store, (max_failures, _) = status.store(settings), status.limits()
+    store, max_failures = deployment.status_store(), deployment.limits.max_failures  # as the assets see them
     inst = runner.instance()
     runner.register(inst, [folder.key])
     store.register(folder.key, str(folder.path))
     reaped = runner.reap_dead_cli_run(inst, store, folder.key, str(folder.path), max_failures)
     if reaped:
         console.print(reaped)
-    tags = {runner.LAUNCHED_BY: "cli", **({runner.IGNORE_READINESS: "true"} if ignore_readiness else {})}
+    tags = {LAUNCHED_BY: "cli", **({IGNORE_READINESS: "true"} if ignore_readiness else {})}
     with progress_bars():
         outcome = runner.run_drop(inst, folder.key, tags=tags)
     if not outcome.success:
@@ -59,7 +87,7 @@ def sync_now(settings: Settings, folder: DropFolder, plan: Plan, ignore_readines
     return 1 if held else 0
 
 
-def _after_failure(store: StatusStore, folder: DropFolder, outcome: runner.RunOutcome, max_failures: int) -> None:
+def _after_failure(store: StatusStore, folder: DropFolder, outcome: RunOutcome, max_failures: int) -> None:
     """The failure path of an in-process run (the daemon's run-failure sensor skips them): a run
     stopped or refused on a configuration error releases its claim uncounted, a failed one is
     counted; always raises."""

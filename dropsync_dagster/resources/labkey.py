@@ -7,40 +7,27 @@ the client and never logged or put in metadata (the UI shows the variable's name
 
 from __future__ import annotations
 
-from dropsync_dagster.core.labkey.connection import API_KEY_ENV, LabKeyClient, LabKeyConnection
-from dropsync_dagster.core.labkey.planning import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
-from dropsync_dagster.core.labkey.transport import RetryPolicy
-from dropsync_dagster.core.settings import env_number
-from dropsync_dagster.resources.env_backed import EnvBackedResource
+import dagster as dg
+from pydantic import Field
+
+from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
+from dropsync_dagster.deployment import LabKeyAccess
+
+_DEFAULT = LabKeyAccess()
 
 
-class LabKeyResource(EnvBackedResource):
-    """LabKey credentials and retries; unset fields fall back to their environment variables."""
+class LabKeyResource(dg.ConfigurableResource):
+    """LabKey credentials and retries."""
 
-    ENV = {
-        "api_key": API_KEY_ENV,
-        "attempts": "DROPSYNC_LABKEY_ATTEMPTS",
-        "retry_delay": "DROPSYNC_LABKEY_RETRY_DELAY",
-        "timeout": "DROPSYNC_LABKEY_TIMEOUT",
-    }
+    api_key: str | None = Field(default=None, description="LABKEY_API_KEY (bound as an EnvVar; unset: ~/.netrc)")
+    attempts: int = Field(default=_DEFAULT.attempts, description="DROPSYNC_LABKEY_ATTEMPTS: tries per call")
+    retry_delay: float = Field(default=_DEFAULT.retry_delay, description="DROPSYNC_LABKEY_RETRY_DELAY: first backoff, s")
+    timeout: float = Field(default=_DEFAULT.timeout, description="DROPSYNC_LABKEY_TIMEOUT: per request, s")
 
-    api_key: str | None = None
-    attempts: str | None = None
-    retry_delay: str | None = None
-    timeout: str | None = None
-
-    def policy(self) -> RetryPolicy:
-        """Attempts per call, first backoff delay and per-request timeout (seconds)."""
-        env, default = self.env(), RetryPolicy()
-        return RetryPolicy(  # each value checked as at start-up: finite and in range (core/settings.py)
-            attempts=int(env_number(env, "DROPSYNC_LABKEY_ATTEMPTS", default.attempts)),
-            base_delay=env_number(env, "DROPSYNC_LABKEY_RETRY_DELAY", default.base_delay),
-            max_delay=default.max_delay,
-            timeout=env_number(env, "DROPSYNC_LABKEY_TIMEOUT", default.timeout),
-        )
+    def access(self) -> LabKeyAccess:
+        """The typed values the CLI builds from the environment too."""
+        return LabKeyAccess((self.api_key or "").strip() or None, self.attempts, self.retry_delay, self.timeout)
 
     def client(self, connection: LabKeyConnection) -> LabKeyClient:
         """A client for one drop's container (one per thread: it holds an HTTP session)."""
-        key = (self.env().get(API_KEY_ENV) or "").strip() or None  # None: the client's ~/.netrc lookup
-        return LabKeyClient(connection, api_key=key, retry=self.policy(), write_batch=WRITE_BATCH,
-                            lookup_values=LOOKUP_VALUES, lookup_bytes=LOOKUP_BYTES)
+        return self.access().client(connection)

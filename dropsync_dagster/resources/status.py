@@ -1,36 +1,53 @@
-"""The status store resource: CouchDB over HTTP when DROPSYNC_COUCHDB_URL is set, else SQLite."""
+"""The status store resource: an abstract store with SQLite and CouchDB implementations.
+
+`resources/deployment.py` picks one from the environment; tests pick one by class.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
+import dagster as dg
+from pydantic import Field
+
 from dropsync_dagster.core.settings import Settings
-from dropsync_dagster.core.status.store import StatusStore
-from dropsync_dagster.core.status.opening import open_store, status_limits
-from dropsync_dagster.resources.env_backed import EnvBackedResource
+from dropsync_dagster.core.status.couchdb import DEFAULT_DB, CouchDBStatusStore
+from dropsync_dagster.core.status.opening import DEFAULT_LEASE_SECONDS, sqlite_store
+from dropsync_dagster.core.status.store import MAX_FAILURES, StatusStore
+from dropsync_dagster.deployment import StatusLimits
 
 
-class StatusResource(EnvBackedResource):
+class StatusResource(dg.ConfigurableResource, ABC):
     """Drop and file status documents shared by every deployment that syncs the same drops."""
 
-    ENV = {
-        "couchdb_url": "DROPSYNC_COUCHDB_URL",
-        "couchdb_db": "DROPSYNC_COUCHDB_DB",
-        "couchdb_user": "DROPSYNC_COUCHDB_USER",
-        "couchdb_password": "DROPSYNC_COUCHDB_PASSWORD",
-        "max_failures": "DROPSYNC_MAX_FAILURES",
-        "lease_seconds": "DROPSYNC_LEASE_SECONDS",
-    }
+    max_failures: int = Field(default=MAX_FAILURES, description="DROPSYNC_MAX_FAILURES: failed runs before a drop is failed")
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, description="DROPSYNC_LEASE_SECONDS: a claim's lease")
 
-    couchdb_url: str | None = None
-    couchdb_db: str | None = None
-    couchdb_user: str | None = None
-    couchdb_password: str | None = None
-    max_failures: str | None = None
-    lease_seconds: str | None = None
-
+    @abstractmethod
     def store(self, settings: Settings) -> StatusStore:
         """The configured store."""
-        return open_store(self.env(), settings.state_dir)
 
-    def limits(self) -> tuple[int, float]:
-        """(failures before `failed`, lease seconds)."""
-        return status_limits(self.env())
+    def limits(self) -> StatusLimits:
+        """Failures before `failed` and the lease of a claim."""
+        return StatusLimits(self.max_failures, self.lease_seconds)
+
+
+class SqliteStatusResource(StatusResource):
+    """The embedded store: SQLite in the deployment's state folder (one host)."""
+
+    def store(self, settings: Settings) -> StatusStore:
+        """The state folder's SQLite store."""
+        return sqlite_store(settings.state_dir)
+
+
+class CouchStatusResource(StatusResource):
+    """A CouchDB database over HTTP, shared by every host (credentials never leave the store)."""
+
+    url: str = Field(description="DROPSYNC_COUCHDB_URL")
+    db: str = Field(default=DEFAULT_DB, description="DROPSYNC_COUCHDB_DB")
+    user: str | None = Field(default=None, description="DROPSYNC_COUCHDB_USER")
+    password: str | None = Field(default=None, description="DROPSYNC_COUCHDB_PASSWORD (bound as an EnvVar)")
+
+    def store(self, settings: Settings) -> StatusStore:
+        """The CouchDB store."""
+        return CouchDBStatusStore(self.url, self.db, self.user, self.password)

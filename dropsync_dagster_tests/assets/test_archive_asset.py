@@ -26,9 +26,9 @@ def archived_drop(tmp_path: Path, **archive) -> Drop:
     return drop
 
 
-def gpg_resource(gpg_keys, tmp_path: Path, **extra: str) -> GpgResource:
+def gpg_resource(gpg_keys, tmp_path: Path, **extra: object) -> GpgResource:
     return GpgResource(
-        gnupghome=gpg_keys.home, recipients=",".join(gpg_keys.recipients),
+        gnupghome=gpg_keys.home, recipients=list(gpg_keys.recipients),
         archive_dir=str(tmp_path / "archive"), key_dir=str(tmp_path / "keys"), **extra,
     )
 
@@ -91,7 +91,7 @@ def test_disabled_archive_materialises_and_says_why(tmp_path: Path) -> None:
 
 def test_missing_recipient_stops_before_any_file_is_touched(tmp_path: Path, gpg_keys) -> None:
     drop = archived_drop(tmp_path)
-    gpg = GpgResource(gnupghome=gpg_keys.home, recipients="nobody@dropsync.test", archive_dir=str(tmp_path / "archive"))
+    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=["nobody@dropsync.test"], archive_dir=str(tmp_path / "archive"))
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance, gpg=gpg)
     assert not result.success
@@ -108,7 +108,7 @@ def test_keys_rewrap_hands_the_key_to_a_new_owner(tmp_path: Path, gpg_keys) -> N
 
     drop = archived_drop(tmp_path)
     alice, bob = gpg_keys.recipients
-    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=alice, archive_dir=str(tmp_path / "archive"), key_dir=str(tmp_path / "keys"))
+    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=[alice], archive_dir=str(tmp_path / "archive"), key_dir=str(tmp_path / "keys"))
     with dg.instance_for_test() as instance:
         assert run_job(drop, instance, gpg=gpg).success
     archive = tmp_path / "archive" / f"{drop.key}.g1.tar.gpg"

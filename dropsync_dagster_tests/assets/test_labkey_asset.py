@@ -18,10 +18,10 @@ from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusSt
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER, LABKEY_READER_KEY
+from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER, LABKEY_READER_KEY
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
-FAST = LabKeyResource(attempts="3", retry_delay="0.01", timeout="5")
+FAST = LabKeyResource(api_key=LABKEY_API_KEY, attempts=3, retry_delay=0.01, timeout=5)
 TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"
 
 
@@ -122,7 +122,8 @@ def test_failed_write_keeps_copies_and_originals_and_rerun_completes_without_dup
     # The insert lands, but its reply never arrives, and no attempt is left to find out.
     labkey_env.drop_next(1, action="insertRows", after_processing=True)
     with dg.instance_for_test() as instance:
-        failed = run_job(drop, instance, labkey=LabKeyResource(attempts="1", retry_delay="0.01", timeout="5"))
+        once = LabKeyResource(api_key=LABKEY_API_KEY, attempts=1, retry_delay=0.01, timeout=5)
+        failed = run_job(drop, instance, labkey=once)
         assert not failed.success
         assert len(rows(labkey_env)) == 4
         assert all((drop.path / rel).exists() for rel in files)  # originals stay
@@ -154,7 +155,8 @@ def test_a_committed_insert_whose_reply_fails_is_never_inserted_twice(
     else:  # the reply comes after the client's timeout
         labkey_env.set_delay(3.0, action="insertRows", n=1, after_processing=True)
     with dg.instance_for_test() as instance:
-        result = run_job(drop, instance, labkey=LabKeyResource(attempts="3", retry_delay="0.01", timeout="1"))
+        impatient = LabKeyResource(api_key=LABKEY_API_KEY, attempts=3, retry_delay=0.01, timeout=1)
+        result = run_job(drop, instance, labkey=impatient)
         assert result.success
     stored = rows(labkey_env)
     assert len(stored) == len({r["Path_To_Synced_Data"] for r in stored}) == len(files)  # one row per file
@@ -187,7 +189,7 @@ def test_bad_credentials_fail_the_manifest_with_one_clear_line_and_no_retries(
     drop = labkey_drop(tmp_path, labkey_section)
     drop.add_file(fastq_relpath(read=1))
     with dg.instance_for_test() as instance:
-        result = run_job(drop, instance, labkey=LabKeyResource(api_key="wrong-key", attempts="3", retry_delay="0.01"))
+        result = run_job(drop, instance, labkey=LabKeyResource(api_key="wrong-key", attempts=3, retry_delay=0.01))
         assert not result.success
     step, message = step_failure(result)
     assert step == "drop_manifest"
@@ -226,7 +228,7 @@ def test_403_on_write_is_a_credentials_message_without_retries(
         tmp_path: Path, labkey_server: LabKeyTestServer, labkey_section: dict[str, Any]) -> None:
     drop = labkey_drop(tmp_path, labkey_section)
     drop.add_file(fastq_relpath(read=1))
-    reader = LabKeyResource(api_key=LABKEY_READER_KEY, attempts="3", retry_delay="0.01")  # may read, not write
+    reader = LabKeyResource(api_key=LABKEY_READER_KEY, attempts=3, retry_delay=0.01)  # may read, not write
     with dg.instance_for_test() as instance:
         result = run_job(drop, instance, labkey=reader)
         assert not result.success

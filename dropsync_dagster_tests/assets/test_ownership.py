@@ -17,8 +17,8 @@ import dagster as dg
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.status.sqlite import SqliteStatusStore
-from dropsync_dagster.resources.status import StatusResource
-from dropsync_dagster.runner import first_failure
+from dropsync_dagster.resources.status import CouchStatusResource
+from dropsync_dagster.cli.runner import first_failure
 from dropsync_dagster_tests.assets.test_labkey_asset import labkey_drop, rows
 from dropsync_dagster_tests.support.dagster_env import definitions_for, run_job
 from dropsync_dagster_tests.support.drops import fastq_relpath
@@ -69,9 +69,8 @@ def pouchdb_outage_at(hook_name: str, home: Path, port: int) -> Iterator[CouchDB
         stack.close()
 
 
-def couch_status(server: CouchDBServer) -> StatusResource:
-    return StatusResource(couchdb_url=server.url, couchdb_user=server.user, couchdb_password=server.password,
-                          couchdb_db="dropsync")
+def couch_status(server: CouchDBServer) -> CouchStatusResource:
+    return CouchStatusResource(url=server.url, user=server.user, password=server.password, db="dropsync")
 
 
 def test_a_run_that_failed_while_the_store_was_down_does_not_block_the_drop(tmp_path: Path) -> None:

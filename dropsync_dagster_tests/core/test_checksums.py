@@ -116,10 +116,10 @@ from pathlib import Path
 from dropsync_dagster.core.syncyml.schema import load_config
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.plan.planner import make_plan
-from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.deployment import settings_from_env
 from dropsync_dagster_tests.support.write_path import run_steps
 drop = DropFolder(sys.argv[1], "seq", Path(sys.argv[2]))
-settings = Settings.from_env(json.loads(sys.argv[3]))
+settings = settings_from_env(json.loads(sys.argv[3]))
 class _Drop:  # what run_steps needs of a test Drop
     def plan(self): return make_plan(drop, load_config(drop.path / "sync.yml"), settings)
     def settings(self): return settings

@@ -100,8 +100,12 @@ def test_hard_link_planted_at_a_temporary_name_never_truncates_its_file(tmp_path
 _KILLED_AT_PUBLISH = """
 import sys
 from pathlib import Path
+import os
+from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.integrity.publish import copy_verified
 from dropsync_dagster.core.model import Digests
+from dropsync_dagster.deployment import hook_commands_from_env
+testhooks.install_commands(hook_commands_from_env(os.environ))  # an entry point, as the CLI's main
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
 copy_verified(source, target, Digests.model_validate_json(sys.argv[3]), "blake3")
 """

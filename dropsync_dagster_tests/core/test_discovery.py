@@ -22,6 +22,7 @@ from dropsync_dagster.core.drops.discovery import (
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.settings import DropRoot, Settings
+from dropsync_dagster.deployment import settings_from_env
 from dropsync_dagster_tests.support.drops import fastq_relpath, make_drop, seed_config
 
 READY = (".ready", ".metadata_rsync_exitcode")
@@ -214,7 +215,7 @@ def test_fingerprint_sees_nested_changes(tmp_path: Path) -> None:
 
 def test_settings_roots_feed_list_drops(tmp_path: Path) -> None:
     drop = make_drop(tmp_path, "run1")
-    settings = Settings.from_env(drop.env())
+    settings = settings_from_env(drop.env())
     assert [d.key for d in list_drops(settings.drop_roots)] == ["seq-run1"]
 
 

@@ -19,6 +19,8 @@ FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5)
 
 
 def client(section: dict[str, Any], **kwargs: Any) -> LabKeyClient:
+    """A client with the editor key unless `api_key` says otherwise (None: ~/.netrc or nothing)."""
+    kwargs.setdefault("api_key", LABKEY_API_KEY)
     return LabKeyClient(LabKeyConnection.from_section(section), retry=kwargs.pop("retry", FAST), **kwargs)
 
 
@@ -172,17 +174,14 @@ def test_401_is_a_clear_refusal(labkey_server: LabKeyTestServer, labkey_section:
                                 monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     (tmp_path / "netrc").write_text("")
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    monkeypatch.setenv("LABKEY_API_KEY", "not-the-key")
     with pytest.raises(RefusedError, match=r"LabKey refused the credentials \(401\).*using LABKEY_API_KEY") as err:
-        client(labkey_section).select_rows("exp", "data")
+        client(labkey_section, api_key="not-the-key").select_rows("exp", "data")
     assert "not-the-key" not in str(err.value)
     assert labkey_server.count("selectRows") == 1  # no retry storm
-    monkeypatch.delenv("LABKEY_API_KEY")
     with pytest.raises(RefusedError, match="no credentials"):
-        client(labkey_section).select_rows("exp", "data")
-    monkeypatch.setenv("LABKEY_API_KEY", LABKEY_READER_KEY)
+        client(labkey_section, api_key=None).select_rows("exp", "data")
     with pytest.raises(RefusedError, match=r"refused the credentials \(403\)"):
-        client(labkey_section).insert_rows("exp", "data", [{"Name": "x"}])
+        client(labkey_section, api_key=LABKEY_READER_KEY).insert_rows("exp", "data", [{"Name": "x"}])
 
 
 def test_dropped_connection(labkey_env: LabKeyTestServer, labkey_section: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from dropsync_dagster.core.labkey.transport import RetryPolicy
 from dropsync_dagster.core.model import Digests, Plan, Reason, WriteAction
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileChecksum, FileCopy, LabKeyResult
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
-from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
+from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, timeout=5)
@@ -27,7 +27,7 @@ TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"
 
 
 def fast_client(connection: LabKeyConnection) -> LabKeyClient:
-    return LabKeyClient(connection, retry=FAST, lookup_values=100)
+    return LabKeyClient(connection, api_key=LABKEY_API_KEY, retry=FAST, lookup_values=100)
 
 
 def labkey_drop(tmp_path: Path, section: dict[str, Any], **overrides: Any) -> Drop:
@@ -69,7 +69,7 @@ def test_write_actions_and_requests_grow_with_batches(tmp_path: Path, labkey_env
     # With more rows under that folder than pages (10 rows a page here): the batches after 2 pages.
     labkey_env.reset_counters()
     small_pages = plan_drop(drop.folder(), load_config(drop.config_path), drop.settings(),
-                            lambda c: LabKeyClient(c, retry=FAST, lookup_values=100, page_size=10), now=NOW)
+                            lambda c: LabKeyClient(c, api_key=LABKEY_API_KEY, retry=FAST, lookup_values=100, page_size=10), now=NOW)
     assert [e.model_dump() for e in small_pages.entries] == [e.model_dump() for e in again.entries]
     assert labkey_env.count("selectRows") == 1 + 2 + (4 + 1 + 1)  # the first batch's 40 rows are 4 pages
 
@@ -219,8 +219,8 @@ def test_write_back_run_again_for_one_plan_never_inserts_twice(tmp_path: Path, l
     saved: list[LabKeyResult] = []
     table = WritebackTable.open(fast_client(writeback_connection(planned.config)), planned.config)
     labkey_env.drop_next(1, action="insertRows", after_processing=True)  # lands, reply lost,
-    once = WritebackTable.open(LabKeyClient(writeback_connection(planned.config), retry=RetryPolicy(attempts=1)),
-                               planned.config)  # and no attempt is left to read presence again
+    single = LabKeyClient(writeback_connection(planned.config), api_key=LABKEY_API_KEY, retry=RetryPolicy(attempts=1))
+    once = WritebackTable.open(single, planned.config)  # and no attempt is left to read presence again
     with pytest.raises(RefusedError, match="may or may not have been applied"):
         write_records(planned, checksums, copies, once, lambda r: saved.append(r.model_copy(deep=True)))
     assert saved[-1].plan_id == planned.plan_id and not saved[-1].complete

@@ -22,14 +22,14 @@ from dropsync_dagster.core.plan.metadata_sources import MAX_COLUMNS, load_csv, l
 from dropsync_dagster.core.model import Reason
 from dropsync_dagster.core.plan.templating import render
 from dropsync_dagster_tests.support.drops import make_drop
-from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
+from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY, LABKEY_CONTAINER
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, timeout=5)
 
 
 def fast_client(connection: LabKeyConnection) -> LabKeyClient:
-    return LabKeyClient(connection, retry=FAST)
+    return LabKeyClient(connection, api_key=LABKEY_API_KEY, retry=FAST)
 
 
 def write_xlsx(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:

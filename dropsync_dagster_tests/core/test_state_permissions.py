@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from dropsync_dagster.core.results import ChecksumsResult, ResultStore
-from dropsync_dagster.core.status.opening import open_store
+from dropsync_dagster.core.status.opening import sqlite_store
 
 
 def test_state_folder_is_0700_and_the_status_database_0600(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    store = open_store({}, state)
+    store = sqlite_store(state)
     store.put_files("seq-drop", [])
     assert state.stat().st_mode & 0o777 == 0o700
     assert (state / store.path.name).stat().st_mode & 0o777 == 0o600

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from dropsync_dagster.core import testhooks
-from dropsync_dagster.runner import QUICK_START_INSTANCE
+from dropsync_dagster.cli.runner import QUICK_START_INSTANCE
 from dropsync_dagster_tests.faults.disks import SmallDisks
 from dropsync_dagster_tests.faults.world import World, build_world
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase

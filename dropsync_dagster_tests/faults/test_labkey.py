@@ -15,7 +15,7 @@ from dropsync_dagster_tests.faults.invariants import check_invariants, failed_ru
 from dropsync_dagster_tests.faults.world import World
 from dropsync_dagster_tests.support.labkey_server import LabKeyTestServer
 
-TIMEOUT = "1"  # seconds the client waits for a reply in the timeout case
+TIMEOUT = 1.0  # seconds the client waits for a reply in the timeout case
 
 COMMIT_THEN: dict[str, Callable[[LabKeyTestServer], None]] = {
     "500": lambda lk: lk.fail_next(1, status=500, action="insertRows", after_processing=True),

@@ -26,11 +26,10 @@ import dagster as dg
 from dropsync_dagster.core.plan.report import GATE_REASONS
 from dropsync_dagster.core.results import OriginalsResult, ResultStore
 from dropsync_dagster.core.status.store import StatusStore
-from dropsync_dagster.core.status.opening import open_store
-from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.deployment import deployment_from_env
+from dropsync_dagster.resources.deployment import resources_of
 from dropsync_dagster.resources.labkey import LabKeyResource
-from dropsync_dagster.resources.status import StatusResource
-from dropsync_dagster.runner import first_failure
+from dropsync_dagster.cli.runner import first_failure
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 from dropsync_dagster_tests.fixtures.couchdb import CouchDBDatabase
@@ -139,17 +138,13 @@ class World:
         return subprocess.run([sys.executable, "-m", "dropsync_dagster.cli", *args], env=self.env(**extra),
                               capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
-    def run_job(self, instance: dg.DagsterInstance, **labkey: str) -> dg.ExecuteInProcessResult:
+    def run_job(self, instance: dg.DagsterInstance, **labkey: float) -> dg.ExecuteInProcessResult:
         """The `sync_drop` job in this process (in-process hooks: core.testhooks.install), with
-        the resources the CLI would build from `env()`; `labkey` overrides LabKeyResource fields."""
+        the resources the code location builds from `env()`; `labkey` overrides LabKeyResource fields."""
         env = self.env()
-        resources = {
-            "gpg": GpgResource(gnupghome=self.gpg.home, recipients=env["DROPSYNC_GPG_RECIPIENTS"],
-                               archive_dir=str(self.archive_dir), key_dir=str(self.key_dir)),
-            "labkey": LabKeyResource(**{"api_key": LABKEY_API_KEY, "retry_delay": "0.01", "timeout": "5", **labkey}),
-            "status": StatusResource(couchdb_url=self.couch_db.url, couchdb_db=self.couch_db.db,
-                                     couchdb_user=self.couch_db.user, couchdb_password=self.couch_db.password),
-        }
+        resources = resources_of(deployment_from_env(env), env)
+        resources["labkey"] = LabKeyResource(**{**resources["labkey"].model_dump(), **labkey})
+        del resources["storage"]  # run_job's, from the drop's settings (the same DROPSYNC_* values)
         return run_job(self.drop, instance, **resources)
 
     def job_outcome(self, result: dg.ExecuteInProcessResult) -> subprocess.CompletedProcess[str]:
@@ -197,7 +192,7 @@ class World:
     # ---- what the servers hold ------------------------------------------------------------
     def store(self) -> StatusStore:
         """The status store the runs use (CouchDB, through this test's proxy)."""
-        return open_store(self.env(), self.state_dir)
+        return deployment_from_env(self.env()).status_store()
 
     def rows(self) -> list[dict]:
         """Every row of this test's LabKey table."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropsync_dagster.core.status.files import file_id
-from dropsync_dagster.core.status.opening import open_store
+from dropsync_dagster.core.status.opening import sqlite_store
 from dropsync_dagster_tests.hostile.scene import SECRET_TOKEN, Scene
 from dropsync_dagster_tests.hostile.snapshot import Snapshot, originals, probe, snapshot
 
@@ -221,7 +221,7 @@ def _lineage_reasons(scene: Scene, rels: Iterable[str]) -> dict[str, str | None]
     state = scene.scratch / "state"
     if not (state / "status.sqlite3").exists():
         return {}
-    store = open_store({}, state)
+    store = sqlite_store(state)
     out = {}
     for rel in rels:
         doc = store.get_file(file_id(scene.drop.key, rel))

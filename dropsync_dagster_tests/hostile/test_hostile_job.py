@@ -4,7 +4,6 @@ instance), as the sensor's and the UI's runs execute it: the same invariants, no
 from __future__ import annotations
 
 import faulthandler
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +13,7 @@ from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.plan.report import GATE_REASONS
 from dropsync_dagster.core.results import OriginalsResult, ResultStore
 from dropsync_dagster.definitions import defs
-from dropsync_dagster.runner import first_failure
+from dropsync_dagster.cli.runner import first_failure
 from dropsync_dagster_tests.support.dagster_env import NO_ARCHIVE, SQLITE_STATUS, storage_for
 from dropsync_dagster_tests.hostile.harness import TIMEOUT, Case, Ran, check, take_before
 from dropsync_dagster_tests.hostile.scene import Scene, make_scene
@@ -45,13 +44,13 @@ def held_any(scene: Scene) -> bool:
 
 
 @pytest.mark.parametrize("case", JOB_CASES, ids=[c.id for c in JOB_CASES])
-def test_hostile_input_through_the_job(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_input_through_the_job(case: Case, tmp_path: Path) -> None:
     scene = make_scene(tmp_path, f"job_{case.id}")
     case.arrange(scene)
     scene.write_config()
     before = take_before(scene)
-    monkeypatch.setenv(testhooks.ENV, json.dumps(scene.hooks))
     testhooks.clear()
+    testhooks.install_commands(scene.hooks)
     faulthandler.dump_traceback_later(TIMEOUT, exit=True)  # a hang ends this worker instead of the suite
     try:
         result = run_job(scene)

@@ -5,7 +5,7 @@
     drop.write_config(seed_config(drop.repository, drop.processed, labkey=None, fields=None,
                                   field_parameters=None))   # the same without LabKey
     drop.mark_ready()
-    env = drop.env()                             # DROPSYNC_* for a subprocess or Settings.from_env
+    env = drop.env()                             # DROPSYNC_* for a subprocess or settings_from_env
     plan = drop.plan()                           # make_plan on this drop, read-only
     drop.write_config(SEED_MINIMAL)              # the seed README's own sync.yml texts, verbatim
 
@@ -28,6 +28,7 @@ from dropsync_dagster.core.drops.discovery import DropFolder, drop_key
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan.planner import make_plan
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.deployment import settings_from_env
 
 # spec/sync-yml.md "A complete example" (the seed README's), as Python text.
 SEED_REGEX = (
@@ -205,8 +206,8 @@ class Drop:
         return env
 
     def settings(self, **extra: str | None) -> Settings:
-        """Settings.from_env over `env(**extra)` only (the process environment is ignored)."""
-        return Settings.from_env(self.env(**extra))
+        """The settings of `env(**extra)` only (the process environment is ignored)."""
+        return settings_from_env(self.env(**extra))
 
     def folder(self) -> DropFolder:
         """The DropFolder the core functions take."""

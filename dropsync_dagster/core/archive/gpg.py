@@ -126,7 +126,7 @@ def _encryption_keys(colons: str) -> list[str]:
 
 
 def _home(gpg: Gpg) -> str:
-    return gpg.gnupghome or os.environ.get("GNUPGHOME") or "~/.gnupg"
+    return gpg.gnupghome or "the default keyring (GNUPGHOME, else ~/.gnupg)"  # gpg reads its own default
 
 
 def widen_pipe(fd: int) -> None:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from dropsync_dagster.core.syncyml.schema import ArchiveSection
 from dropsync_dagster.core.errors import ConfigError
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+if TYPE_CHECKING:
+    from dropsync_dagster.core.syncyml.schema import ArchiveSection
+
+
+class ArchiveDecision(NamedTuple):
+    """Whether one drop is archived, and why, in words for its metadata."""
+
+    enabled: bool
+    why: str
 
 
 @dataclass(frozen=True)
@@ -24,16 +31,13 @@ class ArchivePolicy:
     gnupghome: str | None = None
 
     @classmethod
-    def from_values(
-        cls, state_dir: Path, recipients: str | None, archive_dir: str | None, key_dir: str | None,
-        require: str | None, gnupghome: str | None,
+    def configured(
+        cls, state_dir: Path, recipients: Sequence[str], archive_dir: str | None, key_dir: str | None,
+        require: bool | None, gnupghome: str | None,
     ) -> ArchivePolicy:
-        """Parse the settings; the requirement defaults to on whenever recipients are configured."""
-        names = tuple(r.strip() for r in (recipients or "").split(",") if r.strip())
-        text = (require or "").strip().lower()
-        if text and text not in _TRUE | _FALSE:
-            raise ConfigError(f"DROPSYNC_REQUIRE_ARCHIVE: expected true/false, got {require!r}")
-        required = text in _TRUE if text else bool(names)
+        """The policy; required defaults to on whenever recipients are configured (None: unset)."""
+        names = tuple(r.strip() for r in recipients if r.strip())
+        required = bool(names) if require is None else require
         if required and not names:
             raise ConfigError("DROPSYNC_REQUIRE_ARCHIVE is on but DROPSYNC_GPG_RECIPIENTS names no recipient")
         return cls(
@@ -44,22 +48,15 @@ class ArchivePolicy:
             gnupghome=gnupghome or None,
         )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], state_dir: Path) -> ArchivePolicy:
-        """The policy from GNUPGHOME and the DROPSYNC_GPG_*/ARCHIVE/KEY/REQUIRE variables."""
-        return cls.from_values(
-            state_dir, env.get("DROPSYNC_GPG_RECIPIENTS"), env.get("DROPSYNC_ARCHIVE_DIR"),
-            env.get("DROPSYNC_KEY_DIR"), env.get("DROPSYNC_REQUIRE_ARCHIVE"), env.get("GNUPGHOME"),
-        )
-
-    def decide(self, section: ArchiveSection) -> tuple[bool, str]:
-        """(enabled, why) for a drop whose sync.yml has this `archive` section."""
+    def decide(self, section: ArchiveSection) -> ArchiveDecision:
+        """Whether a drop whose sync.yml has this `archive` section is archived, and why."""
         if self.required:
             if not section.enabled:
-                return True, "required by DROPSYNC_REQUIRE_ARCHIVE (sync.yml's archive.enabled: false is overridden)"
-            return True, "required by DROPSYNC_REQUIRE_ARCHIVE"
+                return ArchiveDecision(True, "required by DROPSYNC_REQUIRE_ARCHIVE "
+                                             "(sync.yml's archive.enabled: false is overridden)")
+            return ArchiveDecision(True, "required by DROPSYNC_REQUIRE_ARCHIVE")
         if not self.recipients:
-            return False, "disabled: DROPSYNC_GPG_RECIPIENTS is not set"
+            return ArchiveDecision(False, "disabled: DROPSYNC_GPG_RECIPIENTS is not set")
         if not section.enabled:
-            return False, "disabled by sync.yml (archive.enabled: false)"
-        return True, "enabled"
+            return ArchiveDecision(False, "disabled by sync.yml (archive.enabled: false)")
+        return ArchiveDecision(True, "enabled")

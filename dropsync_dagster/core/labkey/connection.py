@@ -7,8 +7,7 @@ Columns and field resolution live in `labkey_columns.py`, retries and error mapp
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import requests
@@ -17,6 +16,8 @@ from labkey.query import QueryFilter
 from requests.adapters import HTTPAdapter
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError
+from dropsync_dagster.core.labkey import API_KEY_ENV
+from dropsync_dagster.core.labkey.location import LabKeyConnection
 from dropsync_dagster.core.labkey.columns import TableInfo, row_value, table_info_from_response
 from dropsync_dagster.core.labkey.presence import (
     MAX_BATCH_BYTES,
@@ -27,55 +28,11 @@ from dropsync_dagster.core.labkey.presence import (
     presence_batches,
     presence_operator,
 )
-from dropsync_dagster.core.labkey.transport import RetryPolicy, call_labkey
+from dropsync_dagster.core.labkey.retry import RetryPolicy
+from dropsync_dagster.core.labkey.transport import call_labkey
 
-API_KEY_ENV = "LABKEY_API_KEY"
 # Filter suffixes the client knows (QueryFilter.Types); "" (HAS_ANY_VALUE) is meaningless in config.
 FILTER_TYPES = frozenset(v for k, v in vars(QueryFilter.Types).items() if not k.startswith("_") and v)
-
-
-@dataclass(frozen=True)
-class LabKeyConnection:
-    """Where a drop's LabKey lives: the `labkey:` section of sync.yml, without credentials."""
-
-    host: str  # host[:port]
-    container: str  # container path; may contain '/' and spaces
-    context: str | None = None
-    use_ssl: bool = True
-    schema: str | None = None
-    table: str | None = None
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any], where: str = "labkey") -> "LabKeyConnection":
-        """Build from a `labkey:` mapping; missing host/container or a dotted schema -> ConfigError."""
-        for key in ("host", "container"):
-            if not str(section.get(key) or "").strip():
-                raise ConfigError(f"{where}.{key} is required")
-        schema = section.get("schema")
-        if schema is not None and "." in str(schema):
-            raise ConfigError(f"{where}.schema must be a schema name without dots, got '{schema}'")
-        return cls(host=str(section["host"]).strip(), container=str(section["container"]),
-                   context=section.get("context") or None,
-                   use_ssl=section.get("use_ssl") is not False,  # absent or None: the default, https
-                   schema=str(schema) if schema is not None else None,
-                   table=str(section["table"]) if section.get("table") is not None else None)
-
-    def overridden(self, overrides: Mapping[str, Any]) -> "LabKeyConnection":
-        """This connection with host/container/context/use_ssl replaced where `overrides` names them."""
-        keys = ("host", "container", "context", "use_ssl")
-        return replace(self, **{k: overrides[k] for k in keys if overrides.get(k) is not None})
-
-    @property
-    def url(self) -> str:
-        """Base URL of the container, for messages (holds no credentials)."""
-        parts = [self.host, (self.context or "").strip("/"), self.container.strip("/")]
-        return ("https://" if self.use_ssl else "http://") + "/".join(p for p in parts if p)
-
-
-def api_key_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
-    """The deployment's API key (`LABKEY_API_KEY`), or None to let the client use ~/.netrc."""
-    key = (os.environ if environ is None else environ).get(API_KEY_ENV, "").strip()
-    return key or None
 
 
 def credentials_source(connection: LabKeyConnection, api_key: str | None) -> str:
@@ -134,7 +91,7 @@ class LabKeyClient:
     def __init__(self, connection: LabKeyConnection, api_key: str | None = None,
                  retry: RetryPolicy = RetryPolicy(), page_size: int = 5000, write_batch: int = 200,
                  lookup_values: int = MAX_BATCH_VALUES, lookup_bytes: int = MAX_BATCH_BYTES) -> None:
-        key = api_key if api_key is not None else api_key_from_environment()
+        key = api_key or None  # None: the client's ~/.netrc lookup
         self.connection = connection
         self.retry = retry
         self.page_size = page_size
@@ -253,3 +210,14 @@ class LabKeyClient:
             if on_batch is not None:
                 on_batch(done)
         return written
+
+
+def open_client(connection: LabKeyConnection, api_key: str | None, attempts: int, retry_delay: float,
+                timeout: float) -> LabKeyClient:
+    """A client for one drop's container with the deployment's credentials and retries, and the
+    planning batch sizes (one per thread: it holds an HTTP session)."""
+    from dropsync_dagster.core.labkey.planning import LOOKUP_BYTES, LOOKUP_VALUES, WRITE_BATCH
+
+    retry = RetryPolicy(attempts=attempts, base_delay=retry_delay, timeout=timeout)
+    return LabKeyClient(connection, api_key=api_key, retry=retry, write_batch=WRITE_BATCH,
+                        lookup_values=LOOKUP_VALUES, lookup_bytes=LOOKUP_BYTES)

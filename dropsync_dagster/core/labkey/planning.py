@@ -19,15 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dropsync_dagster.core.syncyml.schema import SyncConfig
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.labkey.connection import Filter, LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.location import LabKeyConnection
 from dropsync_dagster.core.labkey.columns import TableInfo, row_value
 from dropsync_dagster.core.labkey.presence import PresenceMatch, multi_value, presence_batches, presence_operator
-from dropsync_dagster.core.plan.matching import DropMetadata
+from dropsync_dagster.core.plan.matching import DropMetadata, MakeClient
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason, WriteAction
 from dropsync_dagster.core.plan.planner import Presence, make_plan
 from dropsync_dagster.core.settings import Settings
@@ -45,12 +45,20 @@ from dropsync_dagster.core.labkey.writeback import (
     writeback_configured,
 )
 
+if TYPE_CHECKING:
+    from dropsync_dagster.core.labkey.connection import Filter, LabKeyClient
+
 LOOKUP_VALUES = 2000
 LOOKUP_BYTES = 1 << 20
 KEY_LOOKUP_VALUES = 5000  # keys are short: re-selecting written rows by key needs fewer requests
 WRITE_BATCH = 1000
 
-MakeClient = Callable[[LabKeyConnection], LabKeyClient]
+
+def _filter(field: str, kind: str, value: str) -> Filter:
+    """A select filter (the LabKey client is imported only once a drop talks to LabKey)."""
+    from dropsync_dagster.core.labkey.connection import Filter
+
+    return Filter(field, kind, value)
 
 
 def writeback_connection(config: SyncConfig) -> LabKeyConnection:
@@ -106,7 +114,7 @@ class WritebackTable:
             return found
         for batch in batches:
             rows = self.client.select_rows(self.schema, self.table, wanted, [
-                Filter(column, presence_operator(PresenceMatch.CONTAINS), multi_value(batch))])
+                _filter(column, presence_operator(PresenceMatch.CONTAINS), multi_value(batch))])
             assign(rows, set(batch))  # a row holding targets of two batches comes back twice
         return found
 
@@ -118,7 +126,7 @@ class WritebackTable:
             return None
         limit = pages * self.client.page_size
         rows = self.client.select_rows(self.schema, self.table, wanted,
-                                       [Filter(column, "contains", folder.rstrip(os.sep) + os.sep)], max_rows=limit)
+                                       [_filter(column, "contains", folder.rstrip(os.sep) + os.sep)], max_rows=limit)
         return rows if len(rows) < limit else None
 
     def existing(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,7 +141,7 @@ class WritebackTable:
             return out
         for batch in presence_batches([str(k) for k in keys], KEY_LOOKUP_VALUES, LOOKUP_BYTES):
             rows = self.client.select_rows(self.schema, self.table, sorted(set(self.columns.values())),
-                                           [Filter(self.key, "in", multi_value(batch))])
+                                           [_filter(self.key, "in", multi_value(batch))])
             out.update({str(row_value(r, self.key)): r for r in rows})
         return out
 

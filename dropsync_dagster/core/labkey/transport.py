@@ -9,7 +9,6 @@ cause. This module turns those into our errors and decides what is worth retryin
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
@@ -26,6 +25,7 @@ from labkey.exceptions import (
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
+from dropsync_dagster.core.labkey.retry import RetryPolicy
 from dropsync_dagster.core.redact import redact
 
 log = logging.getLogger(__name__)
@@ -37,20 +37,6 @@ class UnconfirmedWrite(RefusedError):
     """A write request reached LabKey and failed without proof that nothing was applied (a 5xx
     after the server may have committed, a dropped connection, a timeout). Never sent again
     blindly: the caller re-reads presence and writes only what is still missing."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff: `attempts` tries in all, delays base*2^n capped at max_delay."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    timeout: float = 60.0  # per HTTP request, seconds
-
-    def delay(self, attempt: int) -> float:
-        """Delay before try `attempt + 1`, with jitter so that parallel runs do not retry in step."""
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from dropsync_dagster.core.syncyml.regex import compile_bounded
 from dropsync_dagster.core.syncyml.schema import DeriveRule, MatchRule, MetadataSource, SyncConfig
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.labkey.connection import LabKeyClient, LabKeyConnection
+from dropsync_dagster.core.labkey.location import LabKeyConnection
 from dropsync_dagster.core.drops.layout import confined
 from dropsync_dagster.core.plan.metadata_sources import MetadataTable, key_text, load_csv, load_excel, load_labkey
 from dropsync_dagster.core.model import Reason
+
+if TYPE_CHECKING:
+    from dropsync_dagster.core.labkey.connection import LabKeyClient
 
 Render = Callable[[str, Mapping[str, str]], str]
 READABLE_NAMED = "the drop folder, DROPSYNC_ALLOWED_ROOTS and DROPSYNC_METADATA_ROOTS"
@@ -72,13 +75,23 @@ def derive(variables: Mapping[str, str], rows: Mapping[str, Mapping[str, Any]], 
     return derived
 
 
+MakeClient = Callable[[LabKeyConnection], "LabKeyClient"]
+
+
+def default_client(connection: LabKeyConnection) -> LabKeyClient:
+    """A client with the library's defaults (the LabKey client is imported only when a source needs it)."""
+    from dropsync_dagster.core.labkey.connection import LabKeyClient
+
+    return LabKeyClient(connection)
+
+
 class DropMetadata:
     """A drop's metadata: sources loaded once (on first use), then `match(variables)` per file."""
 
     def __init__(self, sources: Sequence[MetadataSource], rules: Sequence[MatchRule], default_key_template: str | None,
                  derive_rules: Sequence[DeriveRule], required: bool, drop_folder: Path, render: Render,
                  labkey: LabKeyConnection | None = None,
-                 make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient,
+                 make_client: MakeClient | None = None,
                  readable: Sequence[Path] = ()) -> None:
         self.sources = {s.name: s for s in sources}
         self.rules = list(rules)
@@ -88,7 +101,7 @@ class DropMetadata:
         self.drop_folder = drop_folder
         self.render = render
         self.labkey = labkey
-        self.make_client = make_client
+        self.make_client = make_client or default_client
         # CSV/Excel files are read only from the drop and these folders (allowed and metadata roots).
         self.readable = (Path(os.path.realpath(drop_folder)), *readable)
         self._tables: dict[str, MetadataTable] | None = None
@@ -96,7 +109,7 @@ class DropMetadata:
 
     @classmethod
     def from_config(cls, config: SyncConfig, drop_folder: Path, render: Render,
-                    make_client: Callable[[LabKeyConnection], LabKeyClient] = LabKeyClient,
+                    make_client: MakeClient | None = None,
                     readable: Sequence[Path] = ()) -> "DropMetadata":
         """From a drop's SyncConfig; `render(template, variables)` fills the key templates;
         file sources are read from the drop and the `readable` folders only."""

@@ -145,6 +145,8 @@ def load_excel(source: str, path: Path, sheet: str | None = None, within: Sequen
     import openpyxl  # here: ~0.13 CPU s of every run's start-up, needed only by drops with an Excel source
 
     try:
+        import openpyxl  # only for Excel sources: it is slow to import
+
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # openpyxl raises KeyError, ValueError, TypeError, XML errors... on a malformed zip
         raise not_a_workbook from None

@@ -1,36 +1,20 @@
-"""Which status store a deployment uses: CouchDB when DROPSYNC_COUCHDB_URL is set, else SQLite."""
+"""The embedded status store (SQLite in the state folder) and the claim lease's default length.
+
+Which store a deployment uses is chosen by `dropsync_dagster.deployment` (CouchDB when it names
+one); this module only opens the SQLite store in a private state folder.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.results import private_state_dir
-from dropsync_dagster.core.status.store import MAX_FAILURES, StatusStore
-from dropsync_dagster.core.status.couchdb import DEFAULT_DB, CouchDBStatusStore
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
 
 DEFAULT_LEASE_SECONDS = 900.0
 
 
-def open_store(env: Mapping[str, str], state_dir: Path) -> StatusStore:
-    """The deployment's store (credentials stay inside it, never in messages)."""
-    url = env.get("DROPSYNC_COUCHDB_URL")
-    if url:
-        return CouchDBStatusStore(
-            url, env.get("DROPSYNC_COUCHDB_DB") or DEFAULT_DB,
-            env.get("DROPSYNC_COUCHDB_USER") or None, env.get("DROPSYNC_COUCHDB_PASSWORD") or None,
-        )
+def sqlite_store(state_dir: Path) -> SqliteStatusStore:
+    """The SQLite store of a state folder (created private, 0700, when missing)."""
     private_state_dir(state_dir)
     return SqliteStatusStore(state_dir / DEFAULT_FILENAME)
-
-
-def status_limits(env: Mapping[str, str]) -> tuple[int, float]:
-    """(failed runs before a drop is `failed`, lease seconds)."""
-    try:
-        failures = int(env.get("DROPSYNC_MAX_FAILURES") or MAX_FAILURES)
-        lease = float(env.get("DROPSYNC_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
-    except ValueError as exc:
-        raise ConfigError(f"DROPSYNC_MAX_FAILURES / DROPSYNC_LEASE_SECONDS: {exc}") from exc
-    return failures, lease

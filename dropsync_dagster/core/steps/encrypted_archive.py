@@ -20,9 +20,9 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
                  guard: Callable[[], None] | None = None) -> ArchiveStepResult:
     """Archive what earlier generations lack; a disabled archive is recorded with its reason.
     `guard` re-checks the run's claim right before a generation is published."""
-    enabled, why = policy.decide(plan.config.archive)
-    if not enabled:
-        return ArchiveStepResult(drop=plan.drop, enabled=False, why=why)
+    decision = policy.decide(plan.config.archive)
+    if not decision.enabled:
+        return ArchiveStepResult(drop=plan.drop, enabled=False, why=decision.why)
     planned = {rel for rel, c in checksums.files.items() if c.reason is None}
     drop_dir = Path(plan.drop_path)
     # A planned file that is no longer the file that was hashed is held (changed_since_plan), not
@@ -47,7 +47,7 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
     return ArchiveStepResult(
         drop=plan.drop,
         enabled=True,
-        why=why,
+        why=decision.why,
         written=written.model_dump(),
         archived=archived_members(policy.archive_dir, plan.drop),
         changed=sorted(changed),

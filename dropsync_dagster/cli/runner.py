@@ -1,4 +1,4 @@
-"""Running the drop job in-process against the same instance `make dev` serves."""
+"""`dropsync sync`'s runs: the drop job in this process, on the instance `make dev` serves."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -17,10 +18,9 @@ from dropsync_dagster.core import errors
 from dropsync_dagster.core.errors import ConfigError, without_class_paths
 from dropsync_dagster.core.status.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status.store import StatusStore
+from dropsync_dagster.definitions import defs
 from dropsync_dagster.partitions import drops
-
-LAUNCHED_BY = "dropsync/launched_by"
-IGNORE_READINESS = "dropsync/ignore_readiness"  # run tag: "true" syncs a drop that is not ready
+from dropsync_dagster.runs import LAUNCHED_BY
 
 # The CLI prints its own summary; the run's full log stays in the instance's event log (the UI).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -75,8 +75,6 @@ def register(inst: dg.DagsterInstance, keys: list[str]) -> list[str]:
 
 def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = None) -> RunOutcome:
     """Execute the `sync_drop` job for one partition in this process; the run shows in the UI."""
-    from dropsync_dagster.definitions import defs
-
     job = defs.resolve_job_def("sync_drop")
     result = job.execute_in_process(
         partition_key=key, instance=inst, raise_on_error=False, run_config=QUIET_LOGS, tags=tags or {}
@@ -84,7 +82,7 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
     if result.success:
         return RunOutcome(result.run_id, True)
     found = _root_error(result)
-    interrupted = found is not None and found[1].cls_name == "DagsterExecutionInterruptedError"
+    interrupted = found is not None and found.error.cls_name == "DagsterExecutionInterruptedError"
     return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result), interrupted)
 
 
@@ -102,24 +100,21 @@ def reap_dead_cli_run(inst: dg.DagsterInstance, store: StatusStore, drop: str, p
     return record_run_failure(store, drop, path, doc.owner, message, max_failures)
 
 
-def run_finished(inst: dg.DagsterInstance, run_id: str) -> bool:
-    """True when run `run_id` and every retry or re-execution of it (same root run) are finished;
-    a run this instance does not know is not known to be finished."""
-    run = inst.get_run_by_id(run_id)
-    if run is None or not run.is_finished:
-        return False
-    family = inst.get_runs(filters=dg.RunsFilter(tags={"dagster/root_run_id": run_id}))
-    return all(r.is_finished for r in family)
+class StepFailure(NamedTuple):
+    """The first failed step of a run and its error, past Dagster's own wrapper."""
+
+    step: str
+    error: SerializableErrorInfo
 
 
-def _root_error(result: dg.ExecuteInProcessResult):
-    """(step key, error) of the first failed step, past Dagster's own wrapper; None if none."""
+def _root_error(result: dg.ExecuteInProcessResult) -> StepFailure | None:
+    """The first failed step and its error; None if no step failed."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
                 error = error.cause
-            return event.step_key, error
+            return StepFailure(event.step_key, error)
     return None
 
 
@@ -169,4 +164,4 @@ def first_failure(result: dg.ExecuteInProcessResult) -> str:
 def failed_on_config(result: dg.ExecuteInProcessResult) -> bool:
     """True when the run failed on a configuration error (nothing done; not a counted failure)."""
     found = _root_error(result)
-    return found is not None and found[1].cls_name == ConfigError.__name__
+    return found is not None and found.error.cls_name == ConfigError.__name__
