@@ -11,7 +11,6 @@ drops are compared with those already alerted. A first tick only marks where his
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Sequence
 from itertools import groupby
 from typing import NamedTuple
@@ -20,14 +19,13 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
 
 from dropsync_dagster.core.errors import DropsyncError
-from dropsync_dagster.core.settings import env_number
 from dropsync_dagster.core.stewardship.alerts import Alert, Outbox, deliver, enqueue, forget_except
 from dropsync_dagster.core.stewardship.messages import check_failed, run_failed, status_alerts
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.stewardship import StewardshipResource
 from dropsync_dagster.resources.storage import StorageResource
 
-INTERVAL = int(env_number(os.environ, "DROPSYNC_SENSOR_INTERVAL", 30))
+INTERVAL = 30  # seconds between alert ticks: a message is at most this late
 EVENTS_PER_TICK = 100
 PARTITION_TAG = "dagster/partition"
 HISTORY_START = ""  # `after` when the log was empty on the first tick: everything after is new

@@ -1,15 +1,15 @@
 """Scheduled fixity audits: asset checks on the repository copies and the archive, per drop.
 
-`fixity_audit` runs only these checks, for one drop partition; `fixity_audit_schedule` launches
-one run per registered drop at DROPSYNC_AUDIT_CRON (default daily at 03:00) re-reading
-DROPSYNC_AUDIT_SAMPLE of the files (default all of them, least recently verified first).
+`fixity_audit` runs only these checks, for one drop partition; the schedule built by
+`fixity_audit_schedule(audit)` launches one run per registered drop at the deployment's
+DROPSYNC_AUDIT_CRON (default daily at 03:00) re-reading DROPSYNC_AUDIT_SAMPLE of the files
+(default all of them, least recently verified first).
 """
-
-import os
 
 import dagster as dg
 
 from dropsync_dagster.assets.event_metadata import check_result, drop_check
+from dropsync_dagster.core.stewardship.settings import AuditSettings
 from dropsync_dagster.core.stewardship.verify import DropAudit, audit_drop, parse_fraction
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.gpg import GpgResource
@@ -20,10 +20,6 @@ REPOSITORY_FIXITY = "repository_fixity"
 ARCHIVE_FIXITY = "archive_fixity"
 PARTITION_TAG = "dagster/partition"
 AUDIT_JOB = "fixity_audit"
-DEFAULT_CRON = "0 3 * * *"
-AUDIT_CRON = os.environ.get("DROPSYNC_AUDIT_CRON", "").strip() or DEFAULT_CRON
-AUDIT_SAMPLE = os.environ.get("DROPSYNC_AUDIT_SAMPLE", "").strip() or "1"
-AUDIT_ARCHIVES = os.environ.get("DROPSYNC_AUDIT_ARCHIVES", "").strip().lower() not in ("0", "false", "no", "off")
 
 REPOSITORY_DESCRIPTION = (
     "Fixity audit: re-reads the drop's repository copies from disk (not the page cache) and "
@@ -80,14 +76,19 @@ fixity_audit = dg.define_asset_job(
 )
 
 
-@dg.schedule(cron_schedule=AUDIT_CRON, job=fixity_audit, default_status=dg.DefaultScheduleStatus.RUNNING)
-def fixity_audit_schedule(context: dg.ScheduleEvaluationContext):
-    """One audit run per registered drop, each a partition of its own."""
-    sample = parse_fraction(AUDIT_SAMPLE, "DROPSYNC_AUDIT_SAMPLE")
-    when = context.scheduled_execution_time.isoformat()
-    for drop in context.instance.get_dynamic_partitions(drops.name):
-        yield dg.RunRequest(
-            run_key=f"{drop}@{when}",
-            tags={PARTITION_TAG: drop},  # the check-only job has no partitions of its own: the tag names the drop
-            run_config={"ops": {"fixity_checks": {"config": {"sample": sample, "archives": AUDIT_ARCHIVES}}}},
-        )
+def fixity_audit_schedule(audit: AuditSettings) -> dg.ScheduleDefinition:
+    """The audit's schedule at the deployment's cron: one run per registered drop, each a partition
+    of its own, re-reading the deployment's sample."""
+
+    @dg.schedule(name="fixity_audit_schedule", cron_schedule=audit.cron, job=fixity_audit,
+                 default_status=dg.DefaultScheduleStatus.RUNNING)
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        when = context.scheduled_execution_time.isoformat()
+        for drop in context.instance.get_dynamic_partitions(drops.name):
+            yield dg.RunRequest(
+                run_key=f"{drop}@{when}",
+                tags={PARTITION_TAG: drop},  # the check-only job has no partitions of its own: the tag names the drop
+                run_config={"ops": {"fixity_checks": {"config": {"sample": audit.sample, "archives": audit.archives}}}},
+            )
+
+    return _schedule

@@ -16,7 +16,6 @@ from dropsync_dagster.assets.event_metadata import counts_metadata, markdown_tab
 from dropsync_dagster.core.results import ResultStore
 from dropsync_dagster.core.stewardship.reconcile import reconcile
 from dropsync_dagster.core.stewardship.report import COLUMNS, PeriodRow, period_report, totals
-from dropsync_dagster.core.stewardship.settings import StewardshipSettings
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -70,8 +69,7 @@ def reconciliation(storage: StorageResource, status: StatusResource, labkey: Lab
 stewardship = dg.define_asset_job("stewardship", selection=dg.AssetSelection.groups(GROUP),
                                   description="The period report and the reconciliation of every drop.")
 
-# DROPSYNC_STEWARDSHIP_CRON (default daily 06:00); reading the settings here validates every
-# stewardship setting (SMTP, webhook, cron) when the definitions load, one line naming the variable.
-stewardship_schedule = dg.ScheduleDefinition(
-    job=stewardship, cron_schedule=StewardshipSettings.from_env().cron, default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+def stewardship_schedule(cron: str) -> dg.ScheduleDefinition:
+    """The stewardship job at the deployment's DROPSYNC_STEWARDSHIP_CRON (default daily 06:00)."""
+    return dg.ScheduleDefinition(name="stewardship_schedule", job=stewardship, cron_schedule=cron,
+                                 default_status=dg.DefaultScheduleStatus.RUNNING)

@@ -34,10 +34,14 @@ COMMANDS = {
     "keys": Registered("keys:keys", "Archive keys: re-wrap them to new owners without touching the archives."),
     "lineage": Registered("status:lineage", "The lineage document of a file, by its repository, drop or processed path."),
     "plan": Registered("plan:plan", "Show what syncing DROP (a folder or partition key) would do; changes nothing."),
+    "reconcile": Registered("reconcile:reconcile", "Compare repository, lineage, LabKey, archive and drops; one line per inconsistency, exit 1 if any."),
     "register": Registered("status:register", "Register every drop under each ROOT as a partition and a pending drop (idempotent)."),
+    "report": Registered("report:report", "Per month: drops synced and failed, files and bytes synced, files held."),
     "reset": Registered("status:reset", "Make a failed DROP pending again, with its failure count cleared."),
+    "restore": Registered("restore:restore", "Decrypt, merge and verify DROP's archive generations into --to; refuses on any damage."),
     "status": Registered("status:status", "Drops with their status, counts, age and owner (or one DROP)."),
     "sync": Registered("sync:sync", "Sync DROP through the Dagster job, in this process, recorded on the instance."),
+    "verify": Registered("verify:verify", "Re-read repository copies from disk and compare them with their lineage digests."),
 }
 
 

@@ -8,10 +8,8 @@ from datetime import datetime, timezone
 import click
 
 from dropsync_dagster.core.results import ResultStore
-from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship.reconcile import reconcile as find_inconsistencies
-from dropsync_dagster.resources.labkey import LabKeyResource
-from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.deployment import deployment_from_env
 
 
 @click.command()
@@ -20,10 +18,11 @@ from dropsync_dagster.resources.status import StatusResource
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def reconcile(since: datetime | None, as_json: bool) -> None:
     """Compare repository, lineage, LabKey, archive and drops; one line per inconsistency, exit 1 if any."""
-    settings = Settings.from_env()
+    deployment = deployment_from_env()
+    settings = deployment.settings
     since_utc = since.replace(tzinfo=timezone.utc) if since is not None else None
-    found = find_inconsistencies(StatusResource().store(settings), ResultStore(settings.state_dir),
-                                 LabKeyResource().client, since_utc)
+    found = find_inconsistencies(deployment.status_store(), ResultStore(settings.state_dir),
+                                 deployment.labkey.client, since_utc)
     if as_json:
         click.echo(found.model_dump_json(indent=1))
     else:

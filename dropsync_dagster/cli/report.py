@@ -7,9 +7,8 @@ from datetime import datetime
 
 import click
 
-from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship.report import as_csv, period_report
-from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.deployment import deployment_from_env
 
 DAY = click.DateTime(["%Y-%m-%d"])
 
@@ -21,8 +20,7 @@ DAY = click.DateTime(["%Y-%m-%d"])
               help="Output format.")
 def report(since: datetime | None, until: datetime | None, fmt: str) -> None:
     """Per month: drops synced and failed, files and bytes synced, files held."""
-    settings = Settings.from_env()
-    rows = period_report(StatusResource().store(settings), since and since.date(), until and until.date())
+    rows = period_report(deployment_from_env().status_store(), since and since.date(), until and until.date())
     if fmt == "json":
         click.echo(json.dumps([r.model_dump() for r in rows], indent=1))
     else:

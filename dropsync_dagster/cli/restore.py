@@ -10,9 +10,8 @@ import click
 from dropsync_dagster.cli.console import shown
 from dropsync_dagster.core.drops.discovery import key_of
 from dropsync_dagster.core.errors import IntegrityError
-from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship.restore import restore_drop
-from dropsync_dagster.resources.gpg import GpgResource
+from dropsync_dagster.deployment import deployment_from_env
 
 
 @click.command()
@@ -22,10 +21,10 @@ from dropsync_dagster.resources.gpg import GpgResource
 @click.option("--generation", type=click.IntRange(min=1), default=None, help="Restore as of generation N (default: latest).")
 def restore(drop: str, to: str, patterns: tuple[str, ...], generation: int | None) -> None:
     """Decrypt, merge and verify DROP's archive generations into --to; refuses on any damage."""
-    settings = Settings.from_env()
-    key = key_of(settings, drop)
+    deployment = deployment_from_env()
+    key = key_of(deployment.settings, drop)
     try:
-        done = restore_drop(GpgResource().policy(settings), key, Path(to), patterns=patterns, generation=generation)
+        done = restore_drop(deployment.archive, key, Path(to), patterns=patterns, generation=generation)
     except IntegrityError as exc:  # exit 1: the archive is damaged; nothing was left under a final name
         click.echo(shown(f"dropsync: integrity error: {exc}"), err=True)
         sys.exit(1)

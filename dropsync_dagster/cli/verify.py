@@ -10,10 +10,8 @@ import click
 from dropsync_dagster.cli.console import shown
 from dropsync_dagster.core.drops.discovery import key_of
 from dropsync_dagster.core.errors import ConfigError
-from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship.verify import audit_drop, parse_fraction
-from dropsync_dagster.resources.gpg import GpgResource
-from dropsync_dagster.resources.status import StatusResource
+from dropsync_dagster.deployment import deployment_from_env
 
 
 @click.command()
@@ -28,13 +26,14 @@ def verify(drops: tuple[str, ...], every: bool, sample: str, seed: int | None, a
         raise click.UsageError("name a DROP or give --all")
     fraction = parse_fraction(sample, "--sample")
     seed = secrets.randbelow(2**31) if seed is None else seed
-    settings = Settings.from_env()
-    store = StatusResource().store(settings)
+    deployment = deployment_from_env()
+    settings = deployment.settings
+    store = deployment.status_store()
     keys = [d.id for d in store.list()] if every else [key_of(settings, d) for d in drops]
     unknown = [key for key in keys if not every and store.get(key) is None]
     if unknown:
         raise ConfigError(f"{unknown[0]}: no status document (not registered yet)")
-    policy = GpgResource().policy(settings) if archives else None
+    policy = deployment.archive if archives else None
     failed = 0
     for key in keys:
         audit = audit_drop(store, key, sample=fraction, seed=seed, archives=policy)

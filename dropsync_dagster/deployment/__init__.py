@@ -21,6 +21,8 @@ from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import API_KEY_ENV
 from dropsync_dagster.core.labkey.retry import RetryPolicy
 from dropsync_dagster.core.settings import DEFAULT_READY_FILES, DropRoot, Settings
+from dropsync_dagster.core.stewardship.settings import AuditSettings, StewardshipSettings
+from dropsync_dagster.deployment.stewardship import audit_from_env, stewardship_from_env
 from dropsync_dagster.deployment.values import (
     env_float, env_int, env_list, env_number, env_switch, env_text, file_mode, named_roots, root_folder,
 )
@@ -77,6 +79,8 @@ class Deployment:
     sensor_interval: int = DEFAULT_SENSOR_INTERVAL
     celery_queue_prefix: str = ""  # DROPSYNC_CELERY_QUEUE_PREFIX: two deployments can share one broker
     test_hooks: Mapping[str, str] = field(default_factory=dict)
+    stewardship: StewardshipSettings = StewardshipSettings()  # alert channels, the stewardship job's cron
+    audit: AuditSettings = AuditSettings()  # the scheduled fixity audit
 
     def status_store(self) -> StatusStore:
         """The deployment's status store: CouchDB when configured, else SQLite in the state folder."""
@@ -107,6 +111,8 @@ def deployment_from_env(env: Mapping[str, str] | None = None) -> Deployment:
         sensor_interval=env_int(env, "DROPSYNC_SENSOR_INTERVAL", DEFAULT_SENSOR_INTERVAL),
         celery_queue_prefix=env.get("DROPSYNC_CELERY_QUEUE_PREFIX", ""),
         test_hooks=hook_commands_from_env(env),
+        stewardship=stewardship_from_env(env),
+        audit=audit_from_env(env),
     )
 
 

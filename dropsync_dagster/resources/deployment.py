@@ -19,13 +19,16 @@ from dropsync_dagster.deployment import Deployment
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import CouchStatusResource, SqliteStatusResource, StatusResource
+from dropsync_dagster.resources.stewardship import StewardshipResource
 from dropsync_dagster.resources.storage import StorageResource
 
 PASSWORD_ENV = "DROPSYNC_COUCHDB_PASSWORD"
+SMTP_PASSWORD_ENV = "DROPSYNC_SMTP_PASSWORD"
+WEBHOOK_ENV = "DROPSYNC_ALERT_WEBHOOK_URL"  # a Slack-style URL is itself a token
 
 
 def resources_of(deployment: Deployment, env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """storage, gpg, status and labkey for this deployment; secrets as EnvVars when `env` is the
+    """storage, gpg, status, labkey and stewardship for this deployment; secrets as EnvVars when `env` is the
     process environment (where Dagster resolves them), else as the values read."""
     env = os.environ if env is None else env
     return {
@@ -35,6 +38,10 @@ def resources_of(deployment: Deployment, env: Mapping[str, str] | None = None) -
         "labkey": LabKeyResource(
             api_key=_secret(env, API_KEY_ENV, deployment.labkey.api_key), attempts=deployment.labkey.attempts,
             retry_delay=deployment.labkey.retry_delay, timeout=deployment.labkey.timeout,
+        ),
+        "stewardship": StewardshipResource.of(
+            deployment.stewardship, webhook_url=_secret(env, WEBHOOK_ENV, deployment.stewardship.webhook_url),
+            smtp_password=_secret(env, SMTP_PASSWORD_ENV, deployment.stewardship.smtp and deployment.stewardship.smtp.password),
         ),
     }
 

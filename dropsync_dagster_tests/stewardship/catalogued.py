@@ -18,7 +18,7 @@ from dropsync_dagster_tests.fixtures.labkey import LABKEY_API_KEY
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_relpath, make_drop, seed_config
 
-FAST = LabKeyResource(attempts="2", retry_delay="0.01", timeout="5")
+FAST = LabKeyResource(api_key=LABKEY_API_KEY, attempts=2, retry_delay=0.01, timeout=5.0)
 TARGET_DIR = "scRNA/raw/btki/ABC_DEFGHI"
 
 
@@ -39,7 +39,7 @@ class Deployment:
         env = {**os.environ, **self.drop.env(), "DAGSTER_HOME": str(self.drop.root.parent / "dagster_home"),
                "LABKEY_API_KEY": LABKEY_API_KEY, "NETRC": str(self.netrc),
                "GNUPGHOME": self.gpg.gnupghome or "", "DROPSYNC_ARCHIVE_DIR": self.gpg.archive_dir or "",
-               "DROPSYNC_KEY_DIR": self.gpg.key_dir or "", "DROPSYNC_GPG_RECIPIENTS": self.gpg.recipients or ""}
+               "DROPSYNC_KEY_DIR": self.gpg.key_dir or "", "DROPSYNC_GPG_RECIPIENTS": ",".join(self.gpg.recipients)}
         env.pop("DROPSYNC_COUCHDB_URL", None)
         return env
 
@@ -59,7 +59,7 @@ def synced_deployment(tmp_path: Path, gpg_keys: Any, labkey_section: dict[str, A
     drop.mark_ready()
     netrc = tmp_path / "netrc"
     netrc.write_text("")
-    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=",".join(gpg_keys.recipients),
+    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=list(gpg_keys.recipients),
                       archive_dir=str(tmp_path / "archive"), key_dir=str(tmp_path / "keys"))
     with dg.instance_for_test() as instance:
         assert run_job(drop, instance, gpg=gpg, labkey=FAST).success

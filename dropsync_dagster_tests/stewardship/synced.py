@@ -27,7 +27,7 @@ class Synced:
 
     def gpg(self) -> GpgResource:
         """The job's gpg resource for this drop."""
-        return GpgResource(gnupghome=self.gnupghome, recipients=self.recipients,
+        return GpgResource(gnupghome=self.gnupghome, recipients=self.recipients.split(","),
                            archive_dir=str(self.archive_dir), key_dir=str(self.key_dir))
 
     def env(self) -> dict[str, str | None]:

@@ -33,8 +33,8 @@ class Receivers:
 
     def resource_for(self, smtp_port: int) -> StewardshipResource:
         """Alerts to the webhook and to the SMTP server at `smtp_port` of 127.0.0.1."""
-        return StewardshipResource(smtp_host="127.0.0.1", smtp_port=str(smtp_port), smtp_from="dropsync@lab.test",
-                                   smtp_to="steward@lab.test,second@lab.test", webhook_url=self.hook.url)
+        return StewardshipResource(smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_from="dropsync@lab.test",
+                                   smtp_to=["steward@lab.test", "second@lab.test"], webhook_url=self.hook.url)
 
     def received(self) -> list[tuple[str, str]]:
         """(email subject, webhook text's first line) pairs, asserting both channels got the same."""

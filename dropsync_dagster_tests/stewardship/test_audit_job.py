@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 import dropsync_dagster.audits as audits
+from dropsync_dagster.core.errors import ConfigError
+from dropsync_dagster.core.stewardship.settings import DEFAULT_AUDIT_CRON
+from dropsync_dagster.deployment.stewardship import audit_from_env
 from dropsync_dagster_tests.stewardship.synced import Synced, flip_bit, sync
 from dropsync_dagster_tests.support.dagster_env import definitions_for
 from dropsync_dagster_tests.support.drops import fastq_relpath
@@ -54,21 +57,21 @@ def test_only_the_audit_job_audits(tmp_path: Path, gpg_keys) -> None:
     assert "copies_match_source_digests" in checks and not checks & {audits.REPOSITORY_FIXITY, audits.ARCHIVE_FIXITY}
 
 
-def test_schedule_uses_the_configured_cron_and_sample_and_runs_every_drop(monkeypatch) -> None:
-    monkeypatch.setenv("DROPSYNC_AUDIT_CRON", "15 2 * * 0")
-    monkeypatch.setenv("DROPSYNC_AUDIT_SAMPLE", "0.25")
-    configured = importlib.reload(audits)
-    try:
-        assert configured.fixity_audit_schedule.cron_schedule == "15 2 * * 0"
-        assert configured.fixity_audit_schedule.job_name == configured.AUDIT_JOB
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("drops", ["seq-a", "seq-b"])
-            requests = list(configured.fixity_audit_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 29, 2, 15, tzinfo=UTC))))
-        assert sorted(r.tags[configured.PARTITION_TAG] for r in requests) == ["seq-a", "seq-b"]
-        assert {r.run_config["ops"]["fixity_checks"]["config"]["sample"] for r in requests} == {0.25}
-        assert len({r.run_key for r in requests}) == 2
-    finally:
-        monkeypatch.delenv("DROPSYNC_AUDIT_CRON")
-        monkeypatch.delenv("DROPSYNC_AUDIT_SAMPLE")
-        importlib.reload(audits)
-    assert audits.fixity_audit_schedule.cron_schedule == audits.DEFAULT_CRON
+def test_schedule_uses_the_configured_cron_and_sample_and_runs_every_drop() -> None:
+    configured = audit_from_env({"DROPSYNC_AUDIT_CRON": "15 2 * * 0", "DROPSYNC_AUDIT_SAMPLE": "0.25"})
+    schedule = audits.fixity_audit_schedule(configured)
+    assert schedule.cron_schedule == "15 2 * * 0" and schedule.job_name == audits.AUDIT_JOB
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("drops", ["seq-a", "seq-b"])
+        when = datetime(2026, 11, 29, 2, 15, tzinfo=UTC)
+        requests = list(schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when)))
+    assert sorted(r.tags[audits.PARTITION_TAG] for r in requests) == ["seq-a", "seq-b"]
+    assert {r.run_config["ops"]["fixity_checks"]["config"]["sample"] for r in requests} == {0.25}
+    assert len({r.run_key for r in requests}) == 2
+    assert audits.fixity_audit_schedule(audit_from_env({})).cron_schedule == DEFAULT_AUDIT_CRON
+
+
+def test_a_malformed_audit_setting_names_its_variable() -> None:
+    for name, value in (("DROPSYNC_AUDIT_CRON", "nightly"), ("DROPSYNC_AUDIT_SAMPLE", "2"), ("DROPSYNC_AUDIT_ARCHIVES", "maybe")):
+        with pytest.raises(ConfigError, match=name):
+            audit_from_env({name: value})

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.core.stewardship import decryption
 from dropsync_dagster.core.stewardship.verify import audit_drop
-from dropsync_dagster.core.status.opening import open_store
+from dropsync_dagster.deployment import deployment_from_env
 from dropsync_dagster_tests.stewardship.synced import dropsync, flip_bit, sync
 from dropsync_dagster_tests.support.drops import fastq_relpath
 
@@ -63,7 +62,7 @@ def test_sample_rereads_the_least_recently_verified_first(tmp_path: Path, gpg_ke
         synced = sync(tmp_path, gpg_keys, instance, generations=2)
     first = dropsync(synced, "verify", synced.drop.key, "--sample", "0.5", "--seed", "7")
     assert first.returncode == 0 and "2 of 3 repository copies re-read" in first.stdout, first.stdout
-    store = open_store(synced.drop.env(), Settings.from_env(synced.drop.env()).state_dir)
+    store = deployment_from_env(synced.drop.env()).status_store()
     never = [d.relpath for d in store.drop_files(synced.drop.key) if d.target and d.verified_at is None]
     assert len(never) == 1
     dropsync(synced, "verify", synced.drop.key, "--sample", "0.3", "--seed", "7")
@@ -96,7 +95,7 @@ def test_reads_bypass_the_page_cache(tmp_path: Path, gpg_keys, monkeypatch) -> N
 
     monkeypatch.setattr(decryption.os, "posix_fadvise", fadvise)
     monkeypatch.setattr(os, "preadv", preadv)
-    store = open_store(synced.drop.env(), Settings.from_env(synced.drop.env()).state_dir)
+    store = deployment_from_env(synced.drop.env()).status_store()
     assert not audit_drop(store, synced.drop.key).findings
     target = str(synced.target(1))
     mine = [advice for path, advice in calls if path == target]

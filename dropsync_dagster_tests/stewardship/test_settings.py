@@ -10,13 +10,14 @@ import pytest
 
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.stewardship.settings import DEFAULT_CRON, StewardshipSettings
+from dropsync_dagster.deployment.stewardship import stewardship_from_env
 
 SMTP = {"DROPSYNC_SMTP_HOST": "mail.lab.test", "DROPSYNC_SMTP_FROM": "dropsync@lab.test", "DROPSYNC_SMTP_TO": "a@lab.test, b@lab.test"}
 
 
 def test_defaults_and_a_full_smtp_setting() -> None:
-    assert StewardshipSettings.from_env({}) == StewardshipSettings(smtp=None, webhook_url=None, cron=DEFAULT_CRON)
-    smtp = StewardshipSettings.from_env({**SMTP, "DROPSYNC_SMTP_PORT": "587", "DROPSYNC_SMTP_STARTTLS": "true",
+    assert stewardship_from_env({}) == StewardshipSettings(smtp=None, webhook_url=None, cron=DEFAULT_CRON)
+    smtp = stewardship_from_env({**SMTP, "DROPSYNC_SMTP_PORT": "587", "DROPSYNC_SMTP_STARTTLS": "true",
                                          "DROPSYNC_SMTP_USER": "u", "DROPSYNC_SMTP_PASSWORD": "p"}).smtp
     assert smtp is not None and (smtp.port, smtp.recipients, smtp.starttls) == (587, ("a@lab.test", "b@lab.test"), True)
 
@@ -32,7 +33,7 @@ def test_defaults_and_a_full_smtp_setting() -> None:
 ])
 def test_a_malformed_value_names_its_variable(extra: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        StewardshipSettings.from_env({**SMTP, **extra})
+        stewardship_from_env({**SMTP, **extra})
 
 
 def test_the_definitions_refuse_to_load_with_a_malformed_setting() -> None:
@@ -43,7 +44,7 @@ def test_the_definitions_refuse_to_load_with_a_malformed_setting() -> None:
 
 
 def test_the_smtp_password_is_never_shown() -> None:
-    settings = StewardshipSettings.from_env({**SMTP, "DROPSYNC_SMTP_USER": "u", "DROPSYNC_SMTP_PASSWORD": "s3cret-pw"})
+    settings = stewardship_from_env({**SMTP, "DROPSYNC_SMTP_USER": "u", "DROPSYNC_SMTP_PASSWORD": "s3cret-pw"})
     assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings)
 
 
