@@ -38,6 +38,7 @@ class Settings:
     ready_files: tuple[str, ...] = DEFAULT_READY_FILES
     quiet_seconds: float | None = None
     file_mode: int | None = None  # DROPSYNC_FILE_MODE: every repository copy gets this mode
+    quarantine_dir: Path | None = None  # DROPSYNC_QUARANTINE_DIR: held originals move here (None: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,8 +52,9 @@ class Settings:
             f.strip() for f in env.get("DROPSYNC_READY_FILES", ",".join(DEFAULT_READY_FILES)).split(",") if f.strip()
         )
         quiet = env_number(env, "DROPSYNC_QUIET_SECONDS")
+        quarantine = _quarantine_dir(env.get("DROPSYNC_QUARANTINE_DIR", "").strip(), allowed, roots)
         return cls(state_dir, allowed, roots, root_folders(env, "DROPSYNC_METADATA_ROOTS"), ready, quiet,
-                   file_mode=_file_mode(env.get("DROPSYNC_FILE_MODE", "")))
+                   file_mode=_file_mode(env.get("DROPSYNC_FILE_MODE", "")), quarantine_dir=quarantine)
 
     def check_allowed(self, path: str | Path, key: str) -> Path:
         """Refuse a `sync.yml` folder outside the allowed roots (realpath, so links can't escape)."""
@@ -108,6 +110,21 @@ def _file_mode(value: str) -> int | None:
     if not 0 <= mode <= 0o777:
         raise ConfigError(f"DROPSYNC_FILE_MODE: {text!r} is not a mode between 0 and 0777 (no set-id or sticky bits)")
     return mode
+
+
+def _quarantine_dir(value: str, allowed: tuple[Path, ...], drop_roots: tuple[DropRoot, ...]) -> Path | None:
+    """DROPSYNC_QUARANTINE_DIR: an existing folder inside the allowed roots that neither holds nor
+    lies in a drop root; unset or empty: quarantine is off."""
+    if not value:
+        return None
+    real = root_folder("DROPSYNC_QUARANTINE_DIR", value)
+    if not any(inside(real, root) for root in allowed):
+        roots = os.pathsep.join(map(str, allowed)) or "unset"
+        raise ConfigError(f"DROPSYNC_QUARANTINE_DIR: {real} is outside DROPSYNC_ALLOWED_ROOTS ({roots})")
+    for root in drop_roots:
+        if inside(real, root.path) or inside(root.path, real):
+            raise ConfigError(f"DROPSYNC_QUARANTINE_DIR: {real} and drop root {root.path} lie in one another")
+    return real
 
 
 def _within(path: Path, root: Path) -> bool:

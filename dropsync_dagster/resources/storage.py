@@ -16,6 +16,7 @@ class StorageResource(EnvBackedResource):
         "drop_roots": "DROPSYNC_DROP_ROOTS",
         "ready_files": "DROPSYNC_READY_FILES",
         "quiet_seconds": "DROPSYNC_QUIET_SECONDS",
+        "quarantine_dir": "DROPSYNC_QUARANTINE_DIR",
     }
 
     state_dir: str | None = None
@@ -23,6 +24,7 @@ class StorageResource(EnvBackedResource):
     drop_roots: str | None = None
     ready_files: str | None = None
     quiet_seconds: str | None = None
+    quarantine_dir: str | None = None
 
     def settings(self) -> Settings:
         """The parsed, validated deployment settings."""

@@ -19,6 +19,7 @@ def storage_for(env: dict[str, str]) -> StorageResource:
         drop_roots=env.get("DROPSYNC_DROP_ROOTS"),
         ready_files=env.get("DROPSYNC_READY_FILES"),
         quiet_seconds=env.get("DROPSYNC_QUIET_SECONDS"),
+        quarantine_dir=env.get("DROPSYNC_QUARANTINE_DIR", ""),
     )
 
 

@@ -1,0 +1,1 @@
+"""Stewardship of a drop after its run: quarantine of held originals."""
