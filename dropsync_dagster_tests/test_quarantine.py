@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster.core.status.files import file_id
@@ -103,7 +104,12 @@ def test_a_correction_that_is_still_wrong_is_quarantined_again(tmp_path: Path) -
         held = quarantine / drop.key / BAD
         assert held.exists()
         Path(drop.path / f"{BAD}.md5").write_text("0" * 32 + f"  {Path(BAD).name}\n")  # another wrong one
-        assert run_job(drop, instance, storage=storage(drop, env)).success
+        result = run_job(drop, instance, storage=storage(drop, env))
+        assert result.success
+        shown = result.asset_materializations_for_node("archived_originals")[0].metadata
+        assert f"state quarantined at {held}" in shown["held_back"].value and shown["quarantined_files"].value == 1
+        check = result.get_asset_check_evaluations()[-1]
+        assert check.check_name == "originals_accounted_for" and check.metadata["problem_count"].value == 0
         assert held.read_bytes() == fastq_content(BAD) and not (drop.path / BAD).exists()
         assert Path(f"{held}.md5").read_text().startswith("0" * 32)  # the newest sidecar is kept with it
         assert json.loads(Path(f"{held}.quarantine.json").read_text())["expected"] == {"md5": "0" * 32}
@@ -133,3 +139,18 @@ def test_a_quarantine_folder_outside_the_allowed_roots_is_refused_at_start_up(tm
 def storage(drop: Drop, env: dict[str, str]) -> StorageResource:
     """The StorageResource of the drop with these DROPSYNC_* values laid over its own."""
     return storage_for(drop.env(**env))
+
+
+def test_with_archives_required_the_returned_file_is_archived_then_moved(tmp_path: Path, gpg_keys) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    env = with_quarantine(drop, quarantine)
+    gpg = GpgResource(gnupghome=gpg_keys.home, recipients=gpg_keys.recipients[0], archive_dir=str(tmp_path / "archive"),
+                      key_dir=str(tmp_path / "keys"), require_archive="true")
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance, storage=storage(drop, env), gpg=gpg).success
+        assert (quarantine / drop.key / BAD).exists()
+        data = fastq_content(BAD)
+        Path(drop.path / f"{BAD}.md5").write_text(f"{hashlib.md5(data).hexdigest()}  {Path(BAD).name}\n")
+        assert run_job(drop, instance, storage=storage(drop, env), gpg=gpg).success
+        assert (drop.processed / BAD).read_bytes() == data and target(drop, 1).read_bytes() == data
+        assert files_in(quarantine) == []

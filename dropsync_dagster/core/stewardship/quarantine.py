@@ -85,7 +85,8 @@ def quarantine_held(plan: Plan, checksums: ChecksumsResult, files: dict[str, Fil
             continue  # never read whole: no digest to verify a move against
         dest = quarantine_path(root, plan.drop, entry.relpath)
         item = MoveItem(Path(entry.source), dest, checksum.digests, checksum.identity, Path(plan.drop_path), root)
-        picked.append((item, _note(plan, entry.relpath, entry.source, checksum.digests, checksum.expected_md5, now)))
+        note = _note(plan, entry.relpath, entry.source, move.reason, checksum.digests, checksum.expected_md5, now)
+        picked.append((item, note))
     if not picked:
         return files
     out = dict(files)
@@ -96,9 +97,11 @@ def quarantine_held(plan: Plan, checksums: ChecksumsResult, files: dict[str, Fil
     return out
 
 
-def _note(plan: Plan, relpath: str, source: str, digests: Digests, expected_md5: str | None, now: str) -> QuarantineNote:
+def _note(plan: Plan, relpath: str, source: str, reason: Reason, digests: Digests, expected_md5: str | None,
+          now: str) -> QuarantineNote:
+    """The note of one original: what its sidecar said against what its bytes hash to."""
     actual = {"md5": digests.md5, "blake3": digests.blake3} if digests.md5 else {"blake3": digests.blake3}
-    return QuarantineNote(drop=plan.drop, relpath=relpath, source=source, reason=Reason.MD5_MISMATCH,
+    return QuarantineNote(drop=plan.drop, relpath=relpath, source=source, reason=reason,
                           expected={"md5": expected_md5 or ""}, actual=actual, size=digests.size,
                           plan_id=plan.plan_id, quarantined_at=now)
 
