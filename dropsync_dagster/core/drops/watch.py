@@ -2,8 +2,9 @@
 
 A tick costs one folder walk per known drop (`os.scandir`, one stat per folder, one for its
 `sync.yml` and one per file left in the drop — after a sync only held files, sentinels and
-sidecars are) and reads a drop's candidate files only when one of its folders or files changed. Change is judged by ctimes, which no tool can set back (`rsync -t` keeps a
-source's mtimes, not its ctimes):
+sidecars are) and reads a drop's candidate files only when one of its folders or files changed.
+Change is judged by ctimes, which no tool can set back (`rsync -t` keeps a source's mtimes, not
+its ctimes):
 
 - every known drop has `seen`, the newest ctime seen in its folders, its `sync.yml` and its
   candidate files at the last full look;

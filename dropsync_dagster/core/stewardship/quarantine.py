@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.fs.confined import Folders
 from dropsync_dagster.core.fs.staging import write_atomic_in
 from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_originals
@@ -120,8 +121,17 @@ def quarantined(root: Path | None, drop: str) -> list[Quarantined]:
     for note in _notes(root / drop):
         path = note.with_name(note.name.removesuffix(NOTE_SUFFIX))
         if os.path.lexists(path):  # a note whose file went back is removed right after; skip it meanwhile
-            found.append(Quarantined(path, QuarantineNote.model_validate_json(note.read_bytes())))
+            found.append(Quarantined(path, _read_note(note)))
     return sorted(found, key=lambda q: q.note.relpath)
+
+
+def _read_note(note: Path) -> QuarantineNote:
+    """A note as written by `write_note`; a damaged one is a DropsyncError naming it."""
+    try:
+        return QuarantineNote.model_validate_json(note.read_bytes())
+    except ValidationError as exc:
+        raise DropsyncError(f"quarantine note {note} is damaged ({exc.errors()[0]['msg']}); "
+                            "fix it by hand: it says where the file beside it came from") from exc
 
 
 def _notes(top: Path) -> Iterator[Path]:
