@@ -153,7 +153,7 @@ def quarantine_docs(items: list[Quarantined]) -> list[FileDoc]:
     """File-document patches for originals now in quarantine: `quarantine.state` is `quarantined`,
     with where, why and the digests (what the alert sensor and reconcile query)."""
     return [FileDoc(relpath=q.note.relpath, quarantine={  # type: ignore[call-arg]  (FileDoc keeps extra fields)
-        "state": QUARANTINED, "path": str(q.path), "note": str(note_path(q.path)),
+        "state": QUARANTINED, "path": str(q.path), "note": str(note_path(q.path)), "returned_at": None,
         **q.note.model_dump(mode="json", include={"reason", "expected", "actual", "quarantined_at", "plan_id"})})
             for q in items]
 
