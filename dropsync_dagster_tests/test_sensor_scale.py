@@ -242,3 +242,18 @@ def test_an_md5_beside_a_held_file_runs_the_drop_again(tmp_path: Path, how: str)
     else:
         sidecar.write_text("1" * 32 + "  a_R2.fastq.gz\n")
     assert names(ticks(settings, plan.cursor).run) == ["run_a"]
+
+
+def test_a_file_rewritten_in_place_runs_the_drop_again(tmp_path: Path) -> None:
+    """Defect: a held file re-transferred in place under its old name (`cp`, `scp` onto it)
+    changes no folder, and the walk looked at folders and `.md5` files only: never noticed."""
+    drop, settings, plan = registered(tmp_path, "a_R1.fastq.gz")
+    plan = ticks(settings, plan.cursor)
+    assert plan.run == []
+    time.sleep(0.01)  # a later ctime on any clock
+    with (drop / NESTED / "a_R1.fastq.gz").open("r+b") as f:  # same name, same folder, new bytes
+        f.write(b"A_R1")
+    plan = ticks(settings, plan.cursor)
+    assert names(plan.run) == ["run_a"]
+    (drop / NESTED / "a_R1.fastq.gz.blake3").write_text("0" * 64 + "  a_R1.fastq.gz\n")  # our own sidecar: no run
+    assert ticks(settings, plan.cursor).run == []

@@ -19,6 +19,7 @@ from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.steps.labkey_records import recorded_files
 from dropsync_dagster.core.integrity.lineage import MoveIntents, as_outcomes, confirm_intents, intended_moves, lineage_docs
 from dropsync_dagster.core.steps.archived_originals import move_originals
+from dropsync_dagster.core.stewardship.quarantine import quarantine_docs, quarantined
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.partitions import drops
 from dropsync_dagster.resources.status import StatusResource
@@ -68,6 +69,8 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
         )
         lineage = lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids)
         store.put_files(plan.drop, lineage)
+        in_quarantine = quarantined(storage.settings().quarantine_dir, plan.drop)
+        store.put_files(plan.drop, quarantine_docs(in_quarantine))
         path = step.save("originals", originals)
         outcomes = tally([m.label for m in originals.files.values()])
         step.guard.check()
@@ -79,6 +82,7 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
             **counts_metadata(outcomes, "outcome/"),
             "result_json": dg.MetadataValue.path(str(path)),
             **held_metadata(held_back),
+            "quarantined_files": len(in_quarantine),
             **drop_state_metadata(doc, plan, lineage),
         },
         check_results=[check_result(ORIGINALS_CHECK, original_problems(plan, originals, checksums),

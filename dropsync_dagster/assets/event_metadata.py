@@ -78,7 +78,8 @@ def check_result(name: str, problems: list[str], warnings: list[str] | None = No
 def held_metadata(held: list[HeldFile]) -> dict[str, object]:
     """The files held back so far: a count, and a table of the first ones with the reason and,
     where digests tell why, the expected and actual ones (two columns: it fits the pane)."""
-    rows = [{"file": h.file, "reason": f"{h.reason}: expected {h.expected}, actual {h.actual}" if h.expected else h.reason}
+    rows = [{"file": h.file, "reason": (f"{h.reason}: expected {h.expected}, actual {h.actual}" if h.expected else h.reason)
+             + (f" · state quarantined at {h.quarantined}" if h.quarantined else "")}
             for h in held]
     return {"held_files": len(held), "held_back": markdown_table(rows) if rows else dg.MetadataValue.md("_none held back_")}
 

@@ -15,6 +15,7 @@ from dropsync_dagster.core.drops.registry import remember
 from dropsync_dagster.core.settings import DropRoot
 from dropsync_dagster.core.status.store import DropDoc, DropState
 from dropsync_dagster.deployment import deployment_from_env
+from dropsync_dagster.core.stewardship.quarantine import quarantined
 
 
 def _age(doc: DropDoc) -> str:
@@ -41,8 +42,11 @@ def status(drop: str | None, as_json: bool) -> None:
         if one is None:
             raise ConfigError(f"{drop}: no status document (not registered yet)")
         docs = [one]
+    held_aside = {d.id: quarantined(settings.quarantine_dir, d.id) for d in docs}
     if as_json:
-        click.echo(json.dumps([d.body() for d in docs], indent=1, default=str))
+        click.echo(json.dumps([{**d.body(), "quarantined": [{"path": str(q.path), **q.note.model_dump(mode="json")}
+                                                            for q in held_aside[d.id]]} for d in docs],
+                              indent=1, default=str))
         return
     if not docs:
         console.print("no drops registered (dropsync register ROOT…, or let the sensor find them)")
@@ -55,11 +59,18 @@ def status(drop: str | None, as_json: bool) -> None:
             "age": _age(d),
             "owner": d.owner or "",
             "failures": str(d.failure_count),
+            "quarantined": str(len(held_aside[d.id])),
             "last_error": (d.last_error or "").splitlines()[0][:80] if d.last_error else "",
         }
         for d in docs
     ]
     print_table("Drops", rows, "status")
+    aside = [{"drop": key, "file": q.note.relpath, "state": f"quarantined ({q.note.reason})",
+              "expected": " ".join(f"{k} {v}" for k, v in q.note.expected.items()),
+              "actual": " ".join(f"{k} {v}" for k, v in q.note.actual.items() if k == "md5"), "where": str(q.path)}
+             for key, items in held_aside.items() for q in items]
+    if aside:
+        print_table("Quarantined files (back in the drop by themselves once a corrected sidecar arrives)", aside, "state")
 
 
 @click.command()

@@ -20,6 +20,7 @@ class HeldFile(NamedTuple):
     reason: str
     expected: str = ""
     actual: str = ""
+    quarantined: str = ""  # where the original sits in quarantine ("": still in the drop)
 
 
 def held_files(
@@ -37,7 +38,9 @@ def held_files(
         checksum = checksums.files.get(entry.relpath) if checksums is not None else None
         reason = _reason(entry, checksum, checksums, copies, labkey, originals)
         if reason is not None and reason not in CONTINUING:
-            held.append(HeldFile(entry.relpath, str(reason), *_digests(entry, checksum, str(reason))))
+            move = originals.files.get(entry.relpath) if originals is not None else None
+            where = move.quarantined or "" if move is not None else ""
+            held.append(HeldFile(entry.relpath, str(reason), *_digests(entry, checksum, str(reason)), where))
     return held
 
 

@@ -62,11 +62,13 @@ class FileMove(BaseModel):
     outcome: str  # moved | exists | held (still in the drop, with a reason)
     reason: Reason | None = None
     processed: str | None = None
+    quarantined: str | None = None  # a held original's place in the quarantine folder (core/stewardship)
 
     @property
     def label(self) -> str:
-        """`moved`, or `<outcome>:<reason>` (e.g. `held:md5_mismatch`), as summaries show it."""
-        return self.outcome if self.reason is None else f"{self.outcome}:{self.reason}"
+        """`moved`, or `<outcome>:<reason>` (e.g. `held:md5_mismatch`, `quarantined:md5_mismatch`)."""
+        outcome = "quarantined" if self.quarantined else self.outcome
+        return outcome if self.reason is None else f"{outcome}:{self.reason}"
 
 
 class OriginalsResult(BaseModel):

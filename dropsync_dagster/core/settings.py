@@ -34,6 +34,7 @@ class Settings:
     ready_files: tuple[str, ...] = DEFAULT_READY_FILES
     quiet_seconds: float | None = None
     file_mode: int | None = None  # DROPSYNC_FILE_MODE: every repository copy gets this mode
+    quarantine_dir: Path | None = None  # DROPSYNC_QUARANTINE_DIR: held originals move here (None: off)
 
     def check_allowed(self, path: str | Path, key: str) -> Path:
         """Refuse a `sync.yml` folder outside the allowed roots (realpath, so links can't escape)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.archive.policy import ArchivePolicy
+from dropsync_dagster.core.drops.layout import inside
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.labkey import API_KEY_ENV
 from dropsync_dagster.core.labkey.retry import RetryPolicy
@@ -127,22 +128,41 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         ready_files=list(DEFAULT_READY_FILES) if ready is None else env_list(env, "DROPSYNC_READY_FILES"),
         quiet_seconds=env_number(env, "DROPSYNC_QUIET_SECONDS"),
         file_mode=file_mode(env.get("DROPSYNC_FILE_MODE", "")),
+        quarantine_dir=env_text(env, "DROPSYNC_QUARANTINE_DIR"),
     )
 
 
 def settings_of(state_dir: str | Path, allowed_roots: list[str], drop_roots: Mapping[str, str],
                 metadata_roots: list[str], ready_files: list[str], quiet_seconds: float | None,
-                file_mode: int | None) -> Settings:
+                file_mode: int | None, quarantine_dir: str | None = None) -> Settings:
     """Settings from typed values, every root checked (realpath, an existing folder, never `/`)."""
+    allowed = tuple(root_folder("DROPSYNC_ALLOWED_ROOTS", p) for p in allowed_roots)
+    roots = tuple(DropRoot(n, root_folder("DROPSYNC_DROP_ROOTS", p)) for n, p in drop_roots.items())
     return Settings(
         state_dir=Path(os.path.realpath(state_dir)),
-        allowed_roots=tuple(root_folder("DROPSYNC_ALLOWED_ROOTS", p) for p in allowed_roots),
-        drop_roots=tuple(DropRoot(n, root_folder("DROPSYNC_DROP_ROOTS", p)) for n, p in drop_roots.items()),
+        allowed_roots=allowed,
+        drop_roots=roots,
         metadata_roots=tuple(root_folder("DROPSYNC_METADATA_ROOTS", p) for p in metadata_roots),
         ready_files=tuple(ready_files),
         quiet_seconds=quiet_seconds,
         file_mode=file_mode,
+        quarantine_dir=quarantine_folder((quarantine_dir or "").strip(), allowed, roots),
     )
+
+
+def quarantine_folder(value: str, allowed: tuple[Path, ...], drop_roots: tuple[DropRoot, ...]) -> Path | None:
+    """DROPSYNC_QUARANTINE_DIR: an existing folder inside the allowed roots that neither holds nor
+    lies in a drop root; unset or empty: quarantine is off."""
+    if not value:
+        return None
+    real = root_folder("DROPSYNC_QUARANTINE_DIR", value)
+    if not any(inside(real, root) for root in allowed):
+        roots = os.pathsep.join(map(str, allowed)) or "unset"
+        raise ConfigError(f"DROPSYNC_QUARANTINE_DIR: {real} is outside DROPSYNC_ALLOWED_ROOTS ({roots})")
+    for root in drop_roots:
+        if inside(real, root.path) or inside(root.path, real):
+            raise ConfigError(f"DROPSYNC_QUARANTINE_DIR: {real} and drop root {root.path} lie in one another")
+    return real
 
 
 def couchdb_from_env(env: Mapping[str, str]) -> CouchDBAccess | None:

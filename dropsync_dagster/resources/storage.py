@@ -20,6 +20,7 @@ class StorageResource(dg.ConfigurableResource):
     ready_files: list[str] = Field(default_factory=lambda: list(DEFAULT_READY_FILES), description="DROPSYNC_READY_FILES")
     quiet_seconds: float | None = Field(default=None, description="DROPSYNC_QUIET_SECONDS")
     file_mode: int | None = Field(default=None, description="DROPSYNC_FILE_MODE (as a number; unset: the source's)")
+    quarantine_dir: str | None = Field(default=None, description="DROPSYNC_QUARANTINE_DIR (unset: integrity-held files stay in the drop)")
 
     @classmethod
     def of(cls, settings: Settings) -> StorageResource:
@@ -32,12 +33,13 @@ class StorageResource(dg.ConfigurableResource):
             ready_files=list(settings.ready_files),
             quiet_seconds=settings.quiet_seconds,
             file_mode=settings.file_mode,
+            quarantine_dir=None if settings.quarantine_dir is None else str(settings.quarantine_dir),
         )
 
     def settings(self) -> Settings:
         """The validated deployment settings."""
         return settings_of(self.state_dir, self.allowed_roots, self.drop_roots, self.metadata_roots,
-                           self.ready_files, self.quiet_seconds, self.file_mode)
+                           self.ready_files, self.quiet_seconds, self.file_mode, self.quarantine_dir)
 
     def results(self) -> ResultStore:
         """The store of between-asset JSON results."""

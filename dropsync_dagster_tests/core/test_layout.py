@@ -90,3 +90,12 @@ def test_a_processed_folder_linked_to_the_drop_is_refused(tmp_path: Path) -> Non
                                   field_parameters=None))
     with pytest.raises(ConfigError, match=f"processed_folder {drop.path} is the same folder as the drop folder"):
         drop.plan(settings=drop.settings(DROPSYNC_ALLOWED_ROOTS=str(tmp_path)))
+
+
+def test_the_quarantine_folder_is_neither_repository_nor_processed_folder(tmp_path: Path) -> None:
+    drop, quarantine = tmp_path / "drops/run_a", tmp_path / "data/quarantine"
+    with pytest.raises(ConfigError, match=r"processed_folder .*/data/quarantine/processed lies inside DROPSYNC_QUARANTINE_DIR"):
+        check_layout(drop, [tmp_path / "drops"], tmp_path / "data/repo", quarantine / "processed", quarantine)
+    with pytest.raises(ConfigError, match=r"repository_folder .*/data contains DROPSYNC_QUARANTINE_DIR"):
+        check_layout(drop, [tmp_path / "drops"], tmp_path / "data", tmp_path / "processed", quarantine)
+    check_layout(drop, [tmp_path / "drops"], tmp_path / "data/repo", tmp_path / "data/processed", quarantine)

@@ -196,3 +196,19 @@ def test_numbers_in_range_are_read() -> None:
     assert settings_from_env(env).quiet_seconds == 0.0
     assert [env_number(env, n) for n in NUMBERS] == [0.0, 0.5, 3, 1, 0.0, 2.5, 1]
     assert env_number({}, "DROPSYNC_SENSOR_INTERVAL", 30) == 30
+
+
+def test_quarantine_dir_is_off_when_empty_and_must_lie_in_the_allowed_roots(tmp_path: Path) -> None:
+    for name in ("allowed/quarantine", "drops/run_a", "elsewhere"):
+        (tmp_path / name).mkdir(parents=True)
+    env = {"DROPSYNC_ALLOWED_ROOTS": str(tmp_path / "allowed"), "DROPSYNC_DROP_ROOTS": f"seq={tmp_path / 'drops'}"}
+    assert settings_from_env(env).quarantine_dir is None
+    assert settings_from_env({**env, "DROPSYNC_QUARANTINE_DIR": " "}).quarantine_dir is None
+    inside = settings_from_env({**env, "DROPSYNC_QUARANTINE_DIR": str(tmp_path / "allowed/quarantine")})
+    assert inside.quarantine_dir == tmp_path / "allowed/quarantine"
+    with pytest.raises(ConfigError, match=r"^DROPSYNC_QUARANTINE_DIR: .*/elsewhere is outside DROPSYNC_ALLOWED_ROOTS"):
+        settings_from_env({**env, "DROPSYNC_QUARANTINE_DIR": str(tmp_path / "elsewhere")})
+    with pytest.raises(ConfigError, match=r"^DROPSYNC_QUARANTINE_DIR: .* and drop root .*/drops lie in one another"):
+        settings_from_env({**env, "DROPSYNC_ALLOWED_ROOTS": str(tmp_path), "DROPSYNC_QUARANTINE_DIR": str(tmp_path / "drops/run_a")})
+    with pytest.raises(ConfigError, match=r"^DROPSYNC_QUARANTINE_DIR: .* is not an existing folder"):
+        settings_from_env({**env, "DROPSYNC_QUARANTINE_DIR": str(tmp_path / "allowed/missing")})

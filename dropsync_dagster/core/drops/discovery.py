@@ -116,7 +116,7 @@ def resolve_drop(settings: Settings, drop: str) -> DropFolder:
 def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | None, now: float | None = None) -> Readiness:
     """Ready on a sentinel (an rsync exit code must read 0) or after a quiet period. A sentinel is
     the drop's own regular file: a symlink, FIFO or folder at its name does not count."""
-    present = [name for name in ready_files if _is_regular(path / name)]
+    present = [name for name in ready_files if is_regular(path / name)]
     # A failed rsync outranks any other sentinel, whatever the order of DROPSYNC_READY_FILES.
     if ".metadata_rsync_exitcode" in present and _exit_code(path / ".metadata_rsync_exitcode") != "0":
         return Readiness.TRANSFER_FAILED
@@ -129,7 +129,8 @@ def readiness(path: Path, ready_files: tuple[str, ...], quiet_seconds: float | N
     return Readiness.WAITING
 
 
-def _is_regular(path: Path) -> bool:
+def is_regular(path: Path) -> bool:
+    """True when `path` is a regular file itself (a symlink, FIFO or folder at its name is not)."""
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:

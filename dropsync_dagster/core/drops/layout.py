@@ -31,13 +31,17 @@ def _relation(a: Path, b: Path) -> str | None:
     return None
 
 
-def check_layout(drop: Path, drop_roots: Iterable[Path], repository: Path, processed: Path) -> None:
+def check_layout(drop: Path, drop_roots: Iterable[Path], repository: Path, processed: Path,
+                 quarantine: Path | None = None) -> None:
     """Refuse (ConfigError naming both folders) a repository or processed folder that equals, lies
-    in or contains the drop, a drop root (the drop's parent counts as one) or the other folder."""
+    in or contains the drop, a drop root (the drop's parent counts as one), the quarantine folder
+    or the other folder."""
     drop = Path(os.path.realpath(drop))
     others: dict[Path, str] = {drop: "the drop folder"}
     for root in (*drop_roots, drop.parent):
         others.setdefault(root, "the drop root")
+    if quarantine is not None:
+        others.setdefault(quarantine, "DROPSYNC_QUARANTINE_DIR")
     for key, folder in (("repository_folder", repository), ("processed_folder", processed)):
         for other, label in others.items():
             relation = _relation(folder, other)

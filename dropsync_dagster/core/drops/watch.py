@@ -1,9 +1,10 @@
 """What the drop sensor decides on each tick: which drops to register and which to run.
 
-A tick costs one folder walk per known drop — folders only (`os.scandir`, one stat per folder
-and one for its `sync.yml`), no file but a `.md5` sidecar left in the drop — and reads a drop's files only when one of its
-folders changed. Change is judged by ctimes, which no tool can set back (`rsync -t` keeps a
-source's mtimes, not its ctimes):
+A tick costs one folder walk per known drop (`os.scandir`, one stat per folder, one for its
+`sync.yml` and one per file left in the drop — after a sync only held files, sentinels and
+sidecars are) and reads a drop's candidate files only when one of its folders or files changed.
+Change is judged by ctimes, which no tool can set back (`rsync -t` keeps a source's mtimes, not
+its ctimes):
 
 - every known drop has `seen`, the newest ctime seen in its folders, its `sync.yml` and its
   candidate files at the last full look;
@@ -15,14 +16,14 @@ source's mtimes, not its ctimes):
   tick: on a coarse clock an arrival can share `seen`'s timestamp, which only a count tells apart.
 
 A `.md5` sidecar is news too: one that arrives, or is corrected in place, beside a file held
-for `md5_mismatch` makes the drop run again. The folder walk stats the `.md5` files it meets
-(after a sync only held files keep theirs in the drop), and a full look compares each
-candidate's sidecar as well as the candidate.
+for `md5_mismatch` — or where a quarantined original sat (core/stewardship) — makes the drop run
+again. A full look compares each candidate's sidecar and each quarantined original's as well as
+the candidates.
 
-Not noticed: a file rewritten in place under its old name changes no folder, so it waits until
-something else in its drop changes (tools that write a temporary and rename, like rsync, are
-noticed at once). A run that is moving originals hard-links each before unlinking it; a tick
-that falls in between sees fresh ctimes and requests one more run, which finds nothing to do.
+A file rewritten in place under its old name changes no folder but its own ctime, which the walk
+sees (our own `.blake3` sidecars and temporaries are not looked at). A run that is moving
+originals hard-links each before unlinking it; a tick that falls in between sees fresh ctimes
+and requests one more run, which finds nothing to do.
 
 The cursor stays small because Dagster stores it with every tick: hot drops live in it, cold
 ones in a generation-numbered index file in the state folder that the cursor names, so a tick
@@ -38,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropsync_dagster.core.syncyml.schema import CONFIG_NAME, load_config
-from dropsync_dagster.core.drops.discovery import DropFolder, Readiness, candidate_files, list_drops, readiness
+from dropsync_dagster.core.drops.completion import waiting_for_completion
+from dropsync_dagster.core.drops.discovery import TEMP_MARKER, DropFolder, Readiness, candidate_files, list_drops, readiness
 from dropsync_dagster.core.errors import DropsyncError
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.stewardship.quarantine import quarantined
 
 CURSOR_VERSION = 2
 HOT_NS = 10 * 10**9  # covers 1-second file-system clocks and a few seconds of skew between hosts
@@ -105,12 +108,14 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
             failed[key] = f"{key}: transfer failed ({drop.path}/.metadata_rsync_exitcode is not 0)"
             if key not in failed_before:  # report once, not on every tick
                 plan.problems.append(failed[key])
+        elif ready is Readiness.READY and waiting_for_completion(drop.path):
+            continue  # a completion file sync.yml names is missing: not ready, looked at again next tick
         elif ready is Readiness.READY:
             if _unchanged_since(drop, broken_before.get(key)):
                 broken[key] = broken_before[key]  # still the sync.yml already reported: say nothing
                 continue
             problems_before = len(plan.problems)
-            looked = _look(drop, None, None, plan.problems)
+            looked = _look(drop, None, None, plan.problems, settings.quarantine_dir)
             if looked is None and len(plan.problems) > problems_before:
                 try:  # a broken sync.yml: reported now, and again only once the drop changes
                     broken[key] = newest_folder(drop.path)
@@ -125,7 +130,7 @@ def tick(settings: Settings, cursor: dict | None, *, budget_s: float = 20.0, now
                     plan.run.append(drop)
     nxt = int(state.get("next", 0))
     if not initial:
-        nxt = _watch(known, found, {d.key for d in plan.register}, plan, deadline, nxt, now_ns)
+        nxt = _watch(known, found, {d.key for d in plan.register}, plan, deadline, nxt, now_ns, settings.quarantine_dir)
     if known.cold != cold_before:
         gen += 1
         _write_index(settings, gen, known.cold)
@@ -162,12 +167,12 @@ def _unchanged_since(drop: DropFolder, reported: int | None) -> bool:
 
 
 def _watch(known: _Known, found: dict[str, DropFolder], skip: set[str], plan: TickPlan, deadline: float,
-           start: int, now_ns: int) -> int:
+           start: int, now_ns: int, quarantine: Path | None) -> int:
     """Hot drops get a full look; cold ones a folder walk, round-robin from `start` within the
     budget, and a full look only when a folder changed. Returns where the next tick starts."""
     for key in sorted(k for k in known.hot if k not in skip):
         seen, at_seen = known.hot[key]
-        _decide(key, found[key], seen, at_seen, known, plan, now_ns)
+        _decide(key, found[key], seen, at_seen, known, plan, now_ns, quarantine)
     keys = sorted(k for k in known.cold if k not in skip)
     checked = 0
     for i in range(len(keys)):
@@ -182,13 +187,14 @@ def _watch(known: _Known, found: dict[str, DropFolder], skip: set[str], plan: Ti
             continue  # deleted during the tick: the next tick forgets it
         if not unchanged:
             # Cold: the last look came long after `seen`, so an arrival since is strictly newer.
-            _decide(key, found[key], seen, None, known, plan, now_ns)
+            _decide(key, found[key], seen, None, known, plan, now_ns, quarantine)
     return (start + checked) % len(keys) if keys else 0
 
 
-def _decide(key: str, drop: DropFolder, seen: int, at_seen: int | None, known: _Known, plan: TickPlan, now_ns: int) -> None:
+def _decide(key: str, drop: DropFolder, seen: int, at_seen: int | None, known: _Known, plan: TickPlan, now_ns: int,
+            quarantine: Path | None) -> None:
     """Full look at a known drop: record what was seen, and request a run if something is new."""
-    looked = _look(drop, None if seen == NO_BASELINE else seen, at_seen, plan.problems)
+    looked = _look(drop, None if seen == NO_BASELINE else seen, at_seen, plan.problems, quarantine)
     if looked is None:  # broken sync.yml (reported): look again once a folder or sync.yml changes
         try:
             looked = (max(seen, newest_folder(drop.path)), 0, False)
@@ -199,7 +205,8 @@ def _decide(key: str, drop: DropFolder, seen: int, at_seen: int | None, known: _
         plan.run.append(drop)
 
 
-def _look(drop: DropFolder, seen: int | None, at_seen: int | None, problems: list[str]) -> tuple[int, int, bool] | None:
+def _look(drop: DropFolder, seen: int | None, at_seen: int | None, problems: list[str],
+          quarantine: Path | None = None) -> tuple[int, int, bool] | None:
     """(newest ctime, candidates at it, whether anything is new since `seen`), or None with a
     problem when the drop's sync.yml is broken or the drop vanished during the look. A hot drop
     passes `at_seen`, the candidates counted at `seen`: one more at that timestamp is new too."""
@@ -211,6 +218,8 @@ def _look(drop: DropFolder, seen: int | None, at_seen: int | None, problems: lis
             md5 = _ctime_or_none(c.source + ".md5")
             if md5 is not None:
                 ctimes.append(md5)
+        for q in quarantined(quarantine, drop.key):  # a corrected sidecar where it sat brings it back
+            ctimes += [c for s in (".md5", ".blake3") if (c := _ctime_or_none(f"{drop.path / q.note.relpath}{s}"))]
         folders = newest_folder(drop.path)
         rules = os.stat(drop.path / CONFIG_NAME).st_ctime_ns
     except (DropsyncError, OSError) as exc:
@@ -226,7 +235,8 @@ def _look(drop: DropFolder, seen: int | None, at_seen: int | None, problems: lis
 
 
 def newest_folder(top: Path) -> int:
-    """The newest ctime (ns) of the drop folder, its sub-folders and its `sync.yml`."""
+    """The newest ctime (ns) of the drop folder, its sub-folders and the files left in it (but our
+    own `.blake3` sidecars and temporaries)."""
     newest = max(os.stat(top).st_ctime_ns, os.stat(top / CONFIG_NAME).st_ctime_ns)
     stack = [str(top)]
     while stack:
@@ -235,9 +245,18 @@ def newest_folder(top: Path) -> int:
                 if entry.is_dir(follow_symlinks=False):
                     newest = max(newest, entry.stat(follow_symlinks=False).st_ctime_ns)
                     stack.append(entry.path)
-                elif entry.name.endswith(".md5"):  # a held file's sidecar, even corrected in place
-                    newest = max(newest, entry.stat(follow_symlinks=False).st_ctime_ns)
+                elif not entry.name.endswith(".blake3") and TEMP_MARKER not in entry.name:
+                    # A held file or its sidecar, even rewritten in place (a new ctime, no folder change).
+                    newest = max(newest, _entry_ctime(entry))
     return newest
+
+
+def _entry_ctime(entry: os.DirEntry) -> int:
+    """The ctime (ns) of a listed entry; 0 when it went away since it was listed."""
+    try:
+        return entry.stat(follow_symlinks=False).st_ctime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _ctime_or_none(path: str) -> int | None:

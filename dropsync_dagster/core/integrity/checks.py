@@ -50,6 +50,10 @@ def original_problems(plan: Plan, originals: OriginalsResult, checksums: Checksu
                 problems.append(f"{entry.relpath}: missing from both the drop and {entry.processed}")
             else:
                 moved.append((entry.relpath, Path(entry.processed)))
+        elif move is not None and move.quarantined:
+            if in_drop or not os.path.lexists(move.quarantined):
+                problems.append(f"{entry.relpath}: quarantined at {move.quarantined} but "
+                                f"{'still in the drop' if in_drop else 'not there'}")
         elif not in_drop and entry.reason is not Reason.BAD_NAME:  # its path is shown escaped
             problems.append(f"{entry.relpath}: left the drop without a recorded move")
         elif move is None or move.reason is None and entry.reason is None:

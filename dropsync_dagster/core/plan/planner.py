@@ -87,7 +87,7 @@ def make_plan(
     now = now or datetime.now(timezone.utc)
     repository = _folder(settings, drop.path, config.repository_folder, "repository_folder")
     processed = _folder(settings, drop.path, config.processed_folder, "processed_folder")
-    check_layout(drop.path, [r.path for r in settings.drop_roots], repository, processed)
+    check_layout(drop.path, [r.path for r in settings.drop_roots], repository, processed, settings.quarantine_dir)
     rebase = Path(os.path.realpath(drop.path / (config.processed_rebase_from or ".")))
     if rebase != drop.path.resolve() and rebase not in drop.path.resolve().parents:
         raise ConfigError(f"processed_rebase_from: {rebase} does not contain the drop folder {drop.path}")

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from dropsync_dagster.core.drops.completion import missing_completion_files
 from dropsync_dagster.core.drops.discovery import Readiness, readiness
 from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.settings import Settings
@@ -38,12 +39,17 @@ def check_not_held(store: StatusStore, drop: str, owner: str,
 
 
 def require_ready(drop: str, path: Path, settings: Settings, ignore: bool, by: str) -> str | None:
-    """Readiness at the start of a run (sentinel, rsync exit code 0, quiet period): RefusedError
-    with the reason, unless `ignore`; then the override to record (None when the drop is ready)."""
+    """Readiness at the start of a run (sentinel, rsync exit code 0, quiet period, the completion
+    files sync.yml names): RefusedError with the reason, unless `ignore`; then the override to
+    record (None when the drop is ready)."""
     state = readiness(path, settings.ready_files, settings.quiet_seconds)
-    if state is Readiness.READY:
+    missing = missing_completion_files(path) if state is Readiness.READY else []
+    if state is Readiness.READY and not missing:
         return None
-    if state is Readiness.TRANSFER_FAILED:
+    if missing:
+        state = Readiness.WAITING
+        why = f"completion file {missing[0]} (sync.yml completion_files) is missing in {path}"
+    elif state is Readiness.TRANSFER_FAILED:
         why = f"{path / '.metadata_rsync_exitcode'} does not read 0 (the transfer failed)"
     else:
         quiet = f", and files changed in the last {settings.quiet_seconds:g} s" if settings.quiet_seconds else ""

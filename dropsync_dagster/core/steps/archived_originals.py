@@ -14,6 +14,7 @@ from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_or
 from dropsync_dagster.core.model import Plan, PlanEntry, Reason
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, FileMove, OriginalsResult
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.stewardship.quarantine import quarantine_held
 from dropsync_dagster.core.testhooks import hook
 
 
@@ -54,6 +55,8 @@ def move_originals(
             reason=None if moved else Reason(str(outcome)),
             processed=entry.processed if moved or outcome == MoveOutcome.EXISTS else None,
         )
+    # Held for an integrity reason, and the deployment names a quarantine folder: out of the drop.
+    files = quarantine_held(plan, checksums, files, settings.quarantine_dir, guard)
     hook("moved", drop=plan.drop)
     after = fingerprint(candidate_files(Path(plan.drop_path), plan.config.drop_filename_filter))
     return OriginalsResult(drop=plan.drop, files=files, fingerprint=after)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropsync_dagster.core.syncyml.regex import BoundedPattern, compile_bounded
 from dropsync_dagster.core.syncyml.locations import describe, dotted, key_lines, line_of
@@ -18,6 +18,8 @@ from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.plan.templating import FIELD_FUNCTIONS, placeholders
 
 CONFIG_NAME = "sync.yml"
+MAX_COMPLETION_FILES = 16
+MAX_COMPLETION_NAME_BYTES = 255  # one file name (NAME_MAX)
 PATH_BUILTINS = frozenset({"run", "hash", "today"})
 FIELD_BUILTINS = PATH_BUILTINS | {"uploaded_filename", "target_path"}
 
@@ -136,6 +138,17 @@ class ArchiveSection(_Model):
     tar_exclusions: list[str] = []
 
 
+def _completion_name(name: str) -> str:
+    """A completion file is named, never pathed: it sits directly in the drop folder."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"{name!r} is not a plain file name (no path separators, '..' or NUL)")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_COMPLETION_NAME_BYTES:
+        raise ValueError(f"a file name is at most {MAX_COMPLETION_NAME_BYTES} bytes")
+    if name == CONFIG_NAME:
+        raise ValueError(f"{CONFIG_NAME} cannot mark its own drop complete")
+    return name
+
+
 class SyncConfig(_Model):
     """A drop's `sync.yml`."""
 
@@ -159,6 +172,9 @@ class SyncConfig(_Model):
     metadata_derive: list[DeriveRule] = []
     replacements: Replacements = Replacements()
     archive: ArchiveSection = ArchiveSection()
+    # Files that must sit in the drop folder before it is ready (besides the deployment's sentinels).
+    completion_files: list[Annotated[str, AfterValidator(_completion_name)]] = Field(
+        default=[], max_length=MAX_COMPLETION_FILES)
 
     @field_validator("lookups", mode="before")
     @classmethod
