@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dropsync_dagster.audits import fixity_checks
+from dropsync_dagster.stewardship.audits import fixity_checks
 from dropsync_dagster.celery_executor import celery_by_pool_executor
 from dropsync_dagster.execution import RUN_TAGS
 from dropsync_dagster.partitions import drops

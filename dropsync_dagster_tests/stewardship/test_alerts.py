@@ -12,8 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-import dropsync_dagster.audits as audits
-from dropsync_dagster.alert_sensors import check_failure_alerts, drop_state_alerts, run_failure_alerts
+from dropsync_dagster.stewardship import audits
+from dropsync_dagster.stewardship.alert_sensors import check_failure_alerts, drop_state_alerts, run_failure_alerts
 from dropsync_dagster.core.stewardship.alerts import MAX_ATTEMPTS
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-import dropsync_dagster.audits as audits
+from dropsync_dagster.stewardship import audits
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.stewardship.settings import DEFAULT_AUDIT_CRON
 from dropsync_dagster.deployment.stewardship import audit_from_env

@@ -15,7 +15,7 @@ import dagster as dg
 
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
-from dropsync_dagster.stewardship_jobs import RECONCILED_CHECK
+from dropsync_dagster.stewardship.jobs import RECONCILED_CHECK
 from dropsync_dagster_tests.support.dagster_env import definitions_for, run_job
 from dropsync_dagster_tests.support.drops import Drop, fastq_content, fastq_relpath, make_drop, seed_config
 

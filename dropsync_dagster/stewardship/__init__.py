@@ -1,0 +1,1 @@
+"""Stewardship in Dagster: the fixity audit checks and schedule, the report and reconciliation job, alert sensors."""
