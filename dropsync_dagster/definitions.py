@@ -10,11 +10,14 @@ from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
 from dropsync_dagster.execution import drop_run_executor
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
+from dropsync_dagster.resources.drop_results import DROP_RESULTS, DropResultsIOManager
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.sensors import drop_failure_sensor, drop_sensor
+
+storage, status = StorageResource.from_env(), StatusResource.from_env()
 
 defs = dg.Definitions(
     assets=[drop_manifest, drop_checksums, encrypted_archive, repository_copies, labkey_records, archived_originals],
@@ -24,9 +27,11 @@ defs = dg.Definitions(
     # Materialize and backfills launch) runs in one process with the drop runs' retry strategy.
     executor=drop_run_executor,
     resources={
-        "storage": StorageResource.from_env(),
+        "storage": storage,
         "gpg": GpgResource.from_env(),
-        "status": StatusResource.from_env(),
+        "status": status,
         "labkey": LabKeyResource.from_env(),
+        # Results between the drop assets: JSON per drop and asset in the state folder.
+        DROP_RESULTS: DropResultsIOManager(storage=storage, status=status),
     },
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dropsync_dagster.core.results import ResultStore
 from dropsync_dagster.core.settings import Settings
 from dropsync_dagster.resources.env_backed import EnvBackedResource
 
@@ -27,7 +26,3 @@ class StorageResource(EnvBackedResource):
     def settings(self) -> Settings:
         """The parsed, validated deployment settings."""
         return Settings.from_env(self.env())
-
-    def results(self) -> ResultStore:
-        """The store of between-asset JSON results."""
-        return ResultStore(self.settings().state_dir)

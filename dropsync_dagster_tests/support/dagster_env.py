@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dropsync_dagster.definitions import defs
+from dropsync_dagster.resources.drop_results import DROP_RESULTS, DropResultsIOManager
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -29,14 +30,22 @@ SQLITE_STATUS = StatusResource(couchdb_url="")  # the embedded store in the drop
 def definitions_for(drop: Drop, **resources: object) -> dg.Definitions:
     """All assets, checks, jobs and sensors with test resources: storage from the drop's env,
     archives off unless a `gpg` resource is given, the SQLite status store unless `status` is."""
+    return with_resources(drop.env(), **resources)
+
+
+def with_resources(env: dict[str, str], **resources: object) -> dg.Definitions:
+    """The project's Definitions with storage from `env`, archives off and the SQLite status store
+    unless given, and the drop results' IO manager on the same storage and status store."""
+    bound: dict[str, object] = {**(defs.resources or {}), "storage": storage_for(env), "gpg": NO_ARCHIVE,
+                                "status": SQLITE_STATUS, **resources}
+    bound[DROP_RESULTS] = DropResultsIOManager(storage=bound["storage"], status=bound["status"])
     return dg.Definitions(
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         jobs=list(defs.jobs or []),
         sensors=list(defs.sensors or []),
         executor=defs.executor,
-        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE,
-                   "status": SQLITE_STATUS, **resources},
+        resources=bound,
     )
 
 

@@ -56,7 +56,7 @@ def move_originals(
         )
     hook("moved", drop=plan.drop)
     after = fingerprint(candidate_files(Path(plan.drop_path), plan.config.drop_filename_filter))
-    return OriginalsResult(drop=plan.drop, files=files, fingerprint=after)
+    return OriginalsResult(drop=plan.drop, plan_id=plan.plan_id, files=files, fingerprint=after)
 
 
 def _move(moves: list[tuple[PlanEntry, MoveItem]], processed: Path, settings: Settings, guard: Guard | None) -> list[MoveOutcome]:
