@@ -71,7 +71,7 @@ def archived_originals(
         lineage = lineage_docs(plan, checksums, copies, archive, originals, row_ids=row_ids)
         store.put_files(plan.drop, lineage)
         outcomes = tally([m.label for m in originals.files.values()])
-        step.record(ARCHIVED_ORIGINALS, originals)  # on disk before the drop says synced (the IO manager finds it written)
+        step.record(ARCHIVED_ORIGINALS, originals)  # on disk before the drop says synced (the IO manager writes it again)
         doc = store.mark_synced(plan.drop, step.owner, outcomes)
     held_back = held_files(plan, checksums, copies, labkey, originals)
     return dg.MaterializeResult(

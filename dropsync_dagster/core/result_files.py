@@ -76,15 +76,9 @@ class ParsedFiles(Generic[V]):
         return value
 
     def put(self, path: Path, value: V) -> None:
-        """Remember what was just written to `path`, so the next reader in this process need not parse it."""
+        """Remember what was just written to `path`, so the next reader in this process need not
+        parse it (for frozen values only: a reader gets this very object)."""
         self._remember(_identity(path), value)
-
-    def holds(self, path: Path, value: V) -> bool:
-        """True when `path` is, unchanged, the file `value` was written to or read from."""
-        try:
-            return self._values.get(_identity(path)) is value
-        except FileNotFoundError:
-            return False
 
     def clear(self) -> None:
         """Forget every parsed document and count (tests)."""
@@ -118,16 +112,13 @@ class ResultFiles:
         return drop_folder(self.state_dir, self.drop) / f"{asset}.json"
 
     def save(self, asset: str, result: BaseModel) -> Path:
-        """Write `asset`'s result atomically and remember it for this process's readers (a result
-        the step already wrote itself, unchanged since, is not written twice)."""
+        """Write `asset`'s result atomically. Not remembered for this process's readers: a result
+        is a mutable model its step may go on changing (a progress record); they parse it once."""
         path = self.path(asset)
-        if PARSED.holds(path, result):
-            return path
         try:
             write_atomically(self.state_dir, path, [result.model_dump_json(indent=1)], f"the {asset} result")
         except DropsyncError as exc:
             raise DropsyncError(f"{self.drop}: {exc}") from exc
-        PARSED.put(path, result)
         return path
 
     def read(self, asset: str, model: type[R]) -> R | None:

@@ -71,12 +71,8 @@ def test_an_invalid_result_is_one_line_naming_the_file_and_field(tmp_path: Path)
 def test_a_result_is_parsed_once_per_process_until_it_is_replaced(tmp_path: Path) -> None:
     files = ResultFiles(tmp_path, DROP)
     files.save("drop_checksums", checksums(3))
-    assert files.load("drop_checksums", ChecksumsResult, "plan-a") is files.load("drop_checksums", ChecksumsResult, "plan-a")
-    assert PARSED.parses["drop_checksums.json"] == 0  # the writer's own value: nothing to parse
-    forget_parsed()
-    for _ in range(5):  # five later steps in one process
-        files.load("drop_checksums", ChecksumsResult, "plan-a")
-    assert PARSED.parses["drop_checksums.json"] == 1
+    loaded = [files.load("drop_checksums", ChecksumsResult, "plan-a") for _ in range(5)]  # five steps, one process
+    assert all(r is loaded[0] for r in loaded) and PARSED.parses["drop_checksums.json"] == 1
     path = files.path("drop_checksums")
     path.write_text(checksums(1, "plan-b").model_dump_json())  # replaced behind the process's back
     assert len(files.load("drop_checksums", ChecksumsResult, "plan-b").files) == 1
@@ -168,10 +164,14 @@ def test_a_full_state_folder_names_the_file(full_state: Path) -> None:
         SqliteStatusStore(full_state / "status.sqlite3").register_many({f"seq-run_{i:06d}": "/drops/" + "x" * 200 for i in range(2000)})
 
 
-def test_a_result_the_step_wrote_itself_is_not_written_twice(tmp_path: Path) -> None:
+
+def test_a_result_changed_after_it_was_recorded_is_written_as_returned(tmp_path: Path) -> None:
+    """Defect found on the Celery executor: the final labkey_records result was taken for its last
+    progress record (the same object) and not written; the next step's process read `complete: false`."""
     files = ResultFiles(tmp_path, DROP)
-    result = checksums(2)
-    path = files.save("drop_checksums", result)  # as a step records its own result before it returns
-    written = path.stat().st_ino
-    assert files.save("drop_checksums", result) == path and path.stat().st_ino == written
-    assert files.save("drop_checksums", checksums(2)).stat().st_ino != written  # another value is written
+    result = checksums(1)
+    files.save("drop_checksums", result)  # a progress record
+    result.seconds = 2.5  # the step goes on with the same object
+    files.save("drop_checksums", result)  # what it returns
+    forget_parsed()  # the next step, in another process
+    assert files.load("drop_checksums", ChecksumsResult, "plan-a").seconds == 2.5
