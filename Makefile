@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.labkey
 	$(PY) -m benchmarks.sensor
 	$(PY) -m benchmarks.planning_scale
+	$(PY) -m benchmarks.plan_io
 	$(PY) -m benchmarks.backfill
 	$(PY) -m benchmarks.run_overhead
 

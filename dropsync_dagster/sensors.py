@@ -11,7 +11,6 @@ from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.drop_manifest import drop_manifest
 from dropsync_dagster.assets.archived_originals import archived_originals
 from dropsync_dagster.core.errors import DropsyncError
-from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.drops.watch import skip_reason, tick
 from dropsync_dagster.jobs import sync_drop, sync_drop_celery
@@ -75,8 +74,8 @@ def drop_failure_sensor(context: dg.RunFailureSensorContext, storage: StorageRes
     drop = failed_drop(run)
     if drop is None:
         return
-    settings = storage.settings()
     error = context.failure_event.message or "run failed"
-    path = str(locate(settings, drop).path)
-    done = record_run_failure(status.store(settings), drop, path, run.root_run_id or run.run_id, error, status.limits().max_failures)
+    # The drop's folder is not needed to count a failure (it may be gone): the document knows it.
+    done = record_run_failure(status.store(storage.settings()), drop, None, run.root_run_id or run.run_id, error,
+                              status.limits().max_failures)
     context.log.info(done)

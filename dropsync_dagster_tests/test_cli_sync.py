@@ -249,7 +249,7 @@ def test_a_refused_run_leaves_the_live_runs_plan_alone(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (gate / "stalled").exists():
             time.sleep(0.05)
-        manifest = drop.settings().state_dir / "drops" / drop.key / "manifest.json"
+        manifest = drop.settings().state_dir / "drops" / drop.key / "drop_manifest.json"
         frozen = manifest.read_bytes()
         drop.add_file(fastq_relpath(read=3))  # the refused run would plan a third file
         refused = dropsync(drop, "sync", str(drop.path), "--do-it", "--yes")

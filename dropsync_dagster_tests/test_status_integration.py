@@ -69,7 +69,7 @@ def test_unreachable_couchdb_fails_the_run_before_any_file_is_touched(tmp_path: 
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "drop_manifest"  # the claim precedes every write, the plan's included
     assert not list(drop.path.rglob("*.blake3")) and not any(drop.repository.iterdir())
-    assert not (drop.settings().state_dir / "drops" / drop.key / "manifest.json").exists()
+    assert not (drop.settings().state_dir / "drops" / drop.key / "drop_manifest.json").exists()
 
 
 def test_two_simultaneous_syncs_one_wins_one_is_refused(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_failures_count_to_failed_and_reset_clears_them(tmp_path: Path) -> None:
     drop = plain_drop(tmp_path, files=1)
     # Every run fails in its last step: a folder sits where the originals result must be written.
     # (A file where a processed folder must go no longer fails a run: that original is held `exists`.)
-    blocked = drop.settings().state_dir / "drops" / drop.key / "originals.json"
+    blocked = drop.settings().state_dir / "drops" / drop.key / "archived_originals.json"
     blocked.mkdir(parents=True)
     for attempt in (1, 2, 3):
         assert dropsync(drop, "sync", str(drop.path), "--do-it", "--yes").returncode == 3

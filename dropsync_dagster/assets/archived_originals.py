@@ -2,9 +2,6 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.encrypted_archive import encrypted_archive
-from dropsync_dagster.assets.repository_copies import repository_copies
-from dropsync_dagster.assets.labkey_records import labkey_records
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.event_metadata import (
     check_result,
@@ -17,14 +14,17 @@ from dropsync_dagster.assets.event_metadata import (
 from dropsync_dagster.core.integrity.checks import original_problems
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.steps.labkey_records import recorded_files
-from dropsync_dagster.core.integrity.lineage import MoveIntents, as_outcomes, confirm_intents, intended_moves, lineage_docs
+from dropsync_dagster.core.integrity.lineage import MOVES, MoveIntents, as_outcomes, confirm_intents, intended_moves, lineage_docs
 from dropsync_dagster.core.steps.archived_originals import move_originals
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult, OriginalsResult
 from dropsync_dagster.core.stewardship.quarantine import quarantine_docs, quarantined
-from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
+ARCHIVED_ORIGINALS = "archived_originals"  # this asset, whose result the step writes before marking the drop synced
 ORIGINALS_CHECK = "originals_accounted_for"
 ORIGINALS_CHECK_DESCRIPTION = (
     "Proves that every matched file is in exactly one place: moved to the processed folder with "
@@ -39,29 +39,31 @@ ORIGINALS_CHECK_DESCRIPTION = (
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python"},
-    deps=[repository_copies, encrypted_archive, labkey_records],
+    io_manager_key=DROP_RESULTS,
+    dagster_type=OriginalsResult,
     check_specs=[drop_check(ORIGINALS_CHECK, "archived_originals", ORIGINALS_CHECK_DESCRIPTION, blocking=False)],
 )
-def archived_originals(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
+def archived_originals(
+    context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult,
+    repository_copies: CopiesResult, encrypted_archive: ArchiveStepResult, labkey_records: LabKeyResult | None,
+    storage: StorageResource, status: StatusResource,
+) -> dg.MaterializeResult:
     """Move each original whose copy is verified (and recorded/archived where required)."""
-    with held(context, status, storage) as step:
-        plan, store = step.plan, step.store
-        checksums = step.load("checksums", ChecksumsResult)
-        copies = step.load("copies", CopiesResult)
-        archive = step.load("archive", ArchiveStepResult)
-        # Only files whose validated archive copy matches their checksum may leave the drop.
-        hashed = {r: c.digests.blake3 for r, c in checksums.files.items() if c.digests is not None}
-        archived = {r for r, b3 in archive.archived.items() if hashed.get(r) == b3}
-        # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
-        labkey = step.load_optional("labkey", LabKeyResult)
-        recorded, row_ids = recorded_files(plan, labkey), labkey.row_ids() if labkey is not None else None
-        earlier = step.results.load_optional(plan.drop, "moves", MoveIntents)  # of any plan
+    plan, checksums, copies, archive, labkey = drop_manifest, drop_checksums, repository_copies, encrypted_archive, labkey_records
+    # Only files whose validated archive copy matches their checksum may leave the drop.
+    hashed = {r: c.digests.blake3 for r, c in checksums.files.items() if c.digests is not None}
+    archived = {r for r, b3 in archive.archived.items() if hashed.get(r) == b3}
+    # Where the drop writes LabKey rows, only files whose row this plan's write-back confirmed move.
+    recorded, row_ids = recorded_files(plan, labkey), labkey.row_ids() if labkey is not None else None
+    with held(context, status, storage, plan) as step:
+        store = step.store
+        earlier = step.results.read(MOVES, MoveIntents)  # of any plan
         if earlier is not None:  # a run that died mid-move: its lineage says `intended` until confirmed
             confirm_intents(store, earlier)
         intents = intended_moves(plan, checksums, copies, recorded=recorded,
                                  archived=archived if archive.enabled else None)
         # Write-ahead: what the moves will do is recorded (state folder, then lineage) before any is done.
-        step.save("moves", intents)
+        step.record(MOVES, intents)
         store.put_files(plan.drop, lineage_docs(plan, checksums, copies, archive, as_outcomes(intents), row_ids=row_ids))
         originals = move_originals(
             plan, checksums, copies, storage.settings(),
@@ -71,16 +73,15 @@ def archived_originals(context: dg.AssetExecutionContext, storage: StorageResour
         store.put_files(plan.drop, lineage)
         in_quarantine = quarantined(storage.settings().quarantine_dir, plan.drop)
         store.put_files(plan.drop, quarantine_docs(in_quarantine))
-        path = step.save("originals", originals)
         outcomes = tally([m.label for m in originals.files.values()])
-        step.guard.check()
+        step.record(ARCHIVED_ORIGINALS, originals)  # on disk before the drop says synced (the IO manager writes it again)
         doc = store.mark_synced(plan.drop, step.owner, outcomes)
     held_back = held_files(plan, checksums, copies, labkey, originals)
     return dg.MaterializeResult(
+        value=originals,
         metadata={
             "files": len(originals.files),
             **counts_metadata(outcomes, "outcome/"),
-            "result_json": dg.MetadataValue.path(str(path)),
             **held_metadata(held_back),
             "quarantined_files": len(in_quarantine),
             **drop_state_metadata(doc, plan, lineage),

@@ -2,26 +2,29 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.drop_manifest import drop_manifest
-from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.event_metadata import held_metadata, tally, transfer_metadata
-from dropsync_dagster.core.steps.drop_checksums import compute_checksums
+from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.writeback import wants_checksum
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.core.steps.drop_checksums import compute_checksums
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 
-@dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, deps=[drop_manifest])
-def drop_checksums(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
+@dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, io_manager_key=DROP_RESULTS,
+          dagster_type=ChecksumsResult)
+def drop_checksums(context: dg.AssetExecutionContext, drop_manifest: Plan, storage: StorageResource,
+                   status: StatusResource) -> dg.MaterializeResult:
     """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""
-    with held(context, status, storage) as step:  # before the first write (sidecars)
-        plan = step.plan
-        checksums = compute_checksums(plan, want_md5=wants_checksum(plan.config))
-        path = step.save("checksums", checksums)
+    with held(context, status, storage, drop_manifest) as step:  # before the first write (sidecars)
+        checksums = compute_checksums(step.plan, want_md5=wants_checksum(step.plan.config))
     verdicts = tally([str(f.reason or "ok") for f in checksums.files.values()])
     return dg.MaterializeResult(
-        metadata={**transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds, path),
-                  **held_metadata(held_files(plan, checksums))},
+        value=checksums,
+        metadata={**transfer_metadata(len(checksums.files), verdicts, "verdict/", checksums.bytes, checksums.seconds),
+                  **held_metadata(held_files(drop_manifest, checksums))},
     )

@@ -20,10 +20,12 @@ from dropsync_dagster.core.syncyml.schema import CONFIG_NAME, load_config
 from dropsync_dagster.core.archive.gpg import recipient_fingerprints
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.planning import plan_drop
+from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.stewardship.quarantine_return import return_due, returned_docs
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
@@ -42,6 +44,8 @@ TARGETS_CHECK_DESCRIPTION = (
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python", "yaml"},
+    io_manager_key=DROP_RESULTS,
+    dagster_type=Plan,
     check_specs=[drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
 )
 def drop_manifest(
@@ -49,9 +53,9 @@ def drop_manifest(
     status: StatusResource,
 ) -> dg.MaterializeResult:
     """The drop's plan from its sync.yml: variables, metadata, targets, gates, reasons and LabKey
-    write actions (with the update diffs and planned creates), frozen as JSON."""
+    write actions (with the update diffs and planned creates), frozen as JSON Lines."""
     settings = storage.settings()
-    folder = locate(settings, context.partition_key)
+    folder = locate(status.store(settings), settings, context.partition_key)
     override = ready_or_override(context, storage, folder.key, str(folder.path))
     config = load_config(folder.path / CONFIG_NAME)
     policy = gpg.policy(settings)
@@ -66,14 +70,14 @@ def drop_manifest(
         status.store(settings).put_files(folder.key, returned_docs(returned))
         plan = plan_drop(folder, config, settings, labkey.client)
         claim_plan(context, status, storage, plan, override)
-    path = storage.results().save_plan(plan)
-    metadata = {**plan_metadata(plan, path), **held_metadata(held_files(plan))}
+    metadata = {**plan_metadata(plan), **held_metadata(held_files(plan))}
     if plan.labkey_configured:
         metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
         # The UI shows the first rows; counts are in write_action/*, everything in the plan JSON.
         metadata["labkey_update_diffs"] = markdown_table(labkey_diff_rows(plan, SHOWN_ROWS))
         metadata["labkey_planned_creates"] = markdown_table(labkey_create_rows(plan, SHOWN_ROWS))
     return dg.MaterializeResult(
+        value=plan,  # frozen by the IO manager (resources/drop_results.py)
         metadata=metadata,
         check_results=[check_result(TARGETS_CHECK, target_problems(plan), drop=plan.drop)],
     )

@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.drop_checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.event_metadata import check_result, drop_check, mib_per_s
 from dropsync_dagster.core.steps.encrypted_archive import archive_drop, archive_problems
-from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -26,21 +27,21 @@ ARCHIVE_CHECK_DESCRIPTION = (
     partitions_def=drops,
     group_name="dropsync",
     kinds={"gpg"},
-    deps=[drop_checksums],
     pool="gpg",
+    io_manager_key=DROP_RESULTS,
+    dagster_type=ArchiveStepResult,
     check_specs=[drop_check(ARCHIVE_CHECK, "encrypted_archive", ARCHIVE_CHECK_DESCRIPTION)],
 )
 def encrypted_archive(
-    context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, status: StatusResource
+    context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult, storage: StorageResource,
+    gpg: GpgResource, status: StatusResource,
 ) -> dg.MaterializeResult:
     """A new archive generation holding what earlier ones lack; disabled archives say why."""
-    with held(context, status, storage) as step:
-        plan = step.plan
-        checksums = step.load("checksums", ChecksumsResult)
+    plan, checksums = drop_manifest, drop_checksums
+    with held(context, status, storage, plan) as step:
         archived = archive_drop(plan, checksums, gpg.policy(storage.settings()), guard=step.guard)
-        path = step.save("archive", archived)
     written = archived.written or {}
-    metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why, "result_json": dg.MetadataValue.path(str(path))}
+    metadata: dict[str, object] = {"enabled": archived.enabled, "why": archived.why}
     if archived.enabled:
         metadata.update({
             "generation": written.get("generation") or 0,
@@ -55,6 +56,7 @@ def encrypted_archive(
             "held_changed_since_plan": ", ".join(archived.changed) or "none",
         })
     return dg.MaterializeResult(
+        value=archived,
         metadata=metadata,
         check_results=[check_result(ARCHIVE_CHECK, archive_problems(plan, checksums, archived), enabled=archived.enabled,
                                     drop=plan.drop)],

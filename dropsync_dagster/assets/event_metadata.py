@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
-
 import dagster as dg
 
 from dropsync_dagster.core.held import HeldFile
@@ -35,8 +33,8 @@ def counts_metadata(counts: dict[str, int], prefix: str) -> dict[str, int]:
     return {f"{prefix}{k}": v for k, v in sorted(counts.items())}
 
 
-def plan_metadata(plan: Plan, path: Path) -> dict[str, object]:
-    """The dry-run tables of the old tool, plus counts by reason and the full JSON's path."""
+def plan_metadata(plan: Plan) -> dict[str, object]:
+    """The dry-run tables of the old tool, plus counts by reason (the IO manager adds the plan file's path)."""
     return {
         "files": len(plan.entries),
         **counts_metadata(plan.counts(), "reason/"),
@@ -44,7 +42,6 @@ def plan_metadata(plan: Plan, path: Path) -> dict[str, object]:
         # The copy and move plans as lists of `file → where · action`: two paths a row fit no table in the pane.
         "copy_plan": markdown_list([f"{r['file']} → {r['target']} · {r['action']}" for r in copy_plan_rows(plan)]),
         "move_plan": markdown_list([f"{r['file']} → {r['processed']} · {r['action']}" for r in move_plan_rows(plan, short=True)]),
-        "plan_json": dg.MetadataValue.path(str(path)),
     }
 
 
@@ -120,12 +117,12 @@ def tally(values: list[str]) -> dict[str, int]:
     return out
 
 
-def transfer_metadata(files: int, counts: dict[str, int], prefix: str, nbytes: int, seconds: float, path: Path) -> dict[str, object]:
-    """Counts, bytes and throughput of a step that read or wrote file contents."""
+def transfer_metadata(files: int, counts: dict[str, int], prefix: str, nbytes: int, seconds: float) -> dict[str, object]:
+    """Counts, bytes and throughput of a step that read or wrote file contents (the IO manager adds
+    the result file's path, `result_json`)."""
     return {
         "files": files,
         **counts_metadata(counts, prefix),
         "bytes": nbytes,
         "MiB_per_s": mib_per_s(nbytes, seconds),
-        "result_json": dg.MetadataValue.path(str(path)),
     }

@@ -3,7 +3,8 @@
 The first dropsync step a run executes claims the drop (after checking readiness); every later
 step proves the claim is still the run's and holds it with a heartbeat (`ClaimGuard`) while it
 works. A run that materialises `drop_manifest` alone is a dry run: it takes no lease, and a
-read-only check keeps it from replacing the plan of a run that holds the drop.
+read-only check keeps it from replacing the plan of a run that holds the drop. The plan a step
+works from is its `drop_manifest` input: the plan the run's claim names (resources/drop_results.py).
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 from pydantic import BaseModel
 
-from dropsync_dagster.core.status.claim import ClaimGuard
+from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.results import ResultStore
+from dropsync_dagster.core.result_files import ResultFiles
+from dropsync_dagster.core.status.claim import ClaimGuard
 from dropsync_dagster.core.status.runs import check_not_held, claim_drop, require_ready
 from dropsync_dagster.core.status.store import StatusStore
+from dropsync_dagster.resources.drop_results import root_run_id
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 from dropsync_dagster.runs import IGNORE_READINESS, run_finished
-
-T = TypeVar("T", bound=BaseModel)
 
 # The dropsync steps in the order a run executes them.
 STEPS = ("drop_manifest", "drop_checksums", "encrypted_archive", "repository_copies", "labkey_records",
@@ -35,7 +35,7 @@ STEPS = ("drop_manifest", "drop_checksums", "encrypted_archive", "repository_cop
 
 def run_owner(context: dg.AssetExecutionContext) -> str:
     """The root run id: re-executions and retries of one run keep its claim."""
-    return context.run.root_run_id or context.run.run_id
+    return root_run_id(context.run)
 
 
 def _executed(context: dg.AssetExecutionContext) -> list[str]:
@@ -80,41 +80,36 @@ def claim_plan(context: dg.AssetExecutionContext, status: StatusResource, storag
 
 @dataclass(frozen=True)
 class Held:
-    """What a step works with while it holds the drop: the store, its guard, its run's plan."""
+    """What a step works with while it holds the drop: the store, its guard, its run's plan, and
+    the drop's result files for the step's own write-ahead records (not for other steps' results:
+    those arrive as the step's inputs)."""
 
     store: StatusStore
     guard: ClaimGuard
     plan: Plan
-    results: ResultStore
+    results: ResultFiles
     owner: str
 
-    def load(self, name: str, model: type[T]) -> T:
-        """A step result of this run's plan (another plan's is refused)."""
-        return self.results.load(self.plan.drop, name, model, self.plan.plan_id)
-
-    def load_optional(self, name: str, model: type[T]) -> T | None:
-        """Like load, but None when the step has not run for this plan."""
-        return self.results.load_optional(self.plan.drop, name, model, self.plan.plan_id)
-
-    def save(self, name: str, result: BaseModel) -> Path:
-        """Save a result of this plan, if the run still holds the drop (a lost run writes nothing)."""
+    def record(self, name: str, result: BaseModel) -> Path:
+        """Write a record of the step's progress now (before it acts), if the run still holds the drop."""
         self.guard.check()
-        return self.results.save(self.plan.drop, name, result, self.plan.plan_id)
+        return self.results.save(name, result)
 
 
 @contextmanager
-def held(context: dg.AssetExecutionContext, status: StatusResource, storage: StorageResource) -> Iterator[Held]:
-    """Every step after the plan: claim (the run's first step) or prove the claim, hold it with a
-    heartbeat while the step works, and hand over the plan the claim names."""
-    store, results = status.store(storage.settings()), storage.results()
-    drop, owner, lease = context.partition_key, run_owner(context), status.limits().lease_seconds
+def held(context: dg.AssetExecutionContext, status: StatusResource, storage: StorageResource, plan: Plan) -> Iterator[Held]:
+    """Every step after the plan: claim with the run's plan (the run's first step) or prove the
+    claim, hold it with a heartbeat while the step works; a run that lost the drop returns nothing."""
+    settings = storage.settings()
+    store, owner, lease = status.store(settings), run_owner(context), status.limits().lease_seconds
     if _starts_run(context):
-        doc = store.get(drop)
-        same = doc is not None and doc.owner == owner and doc.plan_id is not None
-        plan = results.load_plan(drop, doc.plan_id if same else None)
-        override = ready_or_override(context, storage, drop, plan.drop_path)
-        claim_drop(store, drop, plan.drop_path, owner, lease, plan_id=plan.plan_id,
+        override = ready_or_override(context, storage, plan.drop, plan.drop_path)
+        claim_drop(store, plan.drop, plan.drop_path, owner, lease, plan_id=plan.plan_id,
                    readiness_override=override, holder_finished=_finished(context))
-    with ClaimGuard(store, drop, owner, lease) as guard:
+    with ClaimGuard(store, plan.drop, owner, lease) as guard:
         assert guard.doc is not None  # set on entering
-        yield Held(store, guard, results.load_plan(drop, guard.doc.plan_id), results, owner)
+        if guard.doc.plan_id != plan.plan_id:
+            raise RefusedError(f"drop {plan.drop}: run {owner} holds it for plan {guard.doc.plan_id}, not for plan "
+                               f"{plan.plan_id}; materialise the drop again")
+        yield Held(store, guard, plan, ResultFiles(settings.state_dir, plan.drop), owner)
+        guard.check()  # the IO manager writes the step's result only while the run holds the drop

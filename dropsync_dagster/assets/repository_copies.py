@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from dropsync_dagster.assets.drop_checksums import drop_checksums
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.assets.event_metadata import check_result, drop_check, held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.integrity.checks import copy_problems
 from dropsync_dagster.core.steps.repository_copies import copy_files
 from dropsync_dagster.core.held import held_files
-from dropsync_dagster.core.results import ChecksumsResult
+from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.results import ChecksumsResult, CopiesResult
 from dropsync_dagster.partitions import drops
+from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
@@ -26,19 +27,20 @@ COPIES_CHECK_DESCRIPTION = (
     partitions_def=drops,
     group_name="dropsync",
     kinds={"python"},
-    deps=[drop_checksums],
+    io_manager_key=DROP_RESULTS,
+    dagster_type=CopiesResult,
     check_specs=[drop_check(COPIES_CHECK, "repository_copies", COPIES_CHECK_DESCRIPTION)],
 )
-def repository_copies(context: dg.AssetExecutionContext, storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
+def repository_copies(context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult,
+                      storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
     """Copy each verified file to its frozen target; identical targets count as already synced."""
-    with held(context, status, storage) as step:
-        plan = step.plan
-        checksums = step.load("checksums", ChecksumsResult)
+    plan, checksums = drop_manifest, drop_checksums
+    with held(context, status, storage, plan) as step:
         copies = copy_files(plan, checksums, storage.settings(), guard=step.guard)
-        path = step.save("copies", copies)
     outcomes = tally([c.outcome for c in copies.files.values()])
     return dg.MaterializeResult(
-        metadata={**transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds, path),
+        value=copies,
+        metadata={**transfer_metadata(len(copies.files), outcomes, "outcome/", copies.bytes, copies.seconds),
                   **held_metadata(held_files(plan, checksums, copies))},
         check_results=[check_result(COPIES_CHECK, copy_problems(copies, checksums), drop=plan.drop)],
     )

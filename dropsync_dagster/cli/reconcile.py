@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import click
 
-from dropsync_dagster.core.results import ResultStore
 from dropsync_dagster.core.stewardship.reconcile import reconcile as find_inconsistencies
 from dropsync_dagster.deployment import deployment_from_env
 
@@ -21,7 +20,7 @@ def reconcile(since: datetime | None, as_json: bool) -> None:
     deployment = deployment_from_env()
     settings = deployment.settings
     since_utc = since.replace(tzinfo=timezone.utc) if since is not None else None
-    found = find_inconsistencies(deployment.status_store(), ResultStore(settings.state_dir),
+    found = find_inconsistencies(deployment.status_store(), settings.state_dir,
                                  deployment.labkey.client, since_utc)
     if as_json:
         click.echo(found.model_dump_json(indent=1))

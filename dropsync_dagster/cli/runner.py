@@ -16,6 +16,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from dropsync_dagster.core import errors
 from dropsync_dagster.core.errors import ConfigError, without_class_paths
+from dropsync_dagster.core.results import CopiesResult, LabKeyResult, OriginalsResult
 from dropsync_dagster.core.status.runs import holder_died_here, record_run_failure
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.definitions import defs
@@ -26,6 +27,9 @@ from dropsync_dagster.runs import LAUNCHED_BY
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 QUICK_START_INSTANCE = "telemetry:\n  enabled: false\n"
 # Our exceptions' names (and their subclasses elsewhere): their messages are already one line for people.
+# Dagster's wrappers around an error raised in a step, or in the IO manager loading its inputs or writing its result.
+DAGSTER_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterExecutionLoadInputError",
+                    "DagsterExecutionHandleOutputError")
 OUR_ERRORS = frozenset({*(n for n, v in vars(errors).items() if isinstance(v, type)), "UnconfirmedWrite", "NotOwnerError"})
 
 
@@ -38,6 +42,16 @@ class RunOutcome:
     error: str | None = None
     config_error: bool = False  # failed on a configuration error: nothing was done
     interrupted: bool = False  # stopped by SIGTERM or SIGINT (Dagster interrupts the step at work)
+    results: RunResults | None = None  # what the run's steps returned, when it succeeded
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """The results a succeeded drop run's steps returned, as the CLI summarises them."""
+
+    copies: CopiesResult
+    originals: OriginalsResult
+    labkey: LabKeyResult
 
 
 def instance() -> dg.DagsterInstance:
@@ -80,7 +94,9 @@ def run_drop(inst: dg.DagsterInstance, key: str, tags: dict[str, str] | None = N
         partition_key=key, instance=inst, raise_on_error=False, run_config=QUIET_LOGS, tags=tags or {}
     )
     if result.success:
-        return RunOutcome(result.run_id, True)
+        return RunOutcome(result.run_id, True, results=RunResults(
+            result.output_for_node("repository_copies"), result.output_for_node("archived_originals"),
+            result.output_for_node("labkey_records")))
     found = _root_error(result)
     interrupted = found is not None and found.error.cls_name == "DagsterExecutionInterruptedError"
     return RunOutcome(result.run_id, False, first_failure(result), failed_on_config(result), interrupted)
@@ -112,7 +128,7 @@ def _root_error(result: dg.ExecuteInProcessResult) -> StepFailure | None:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+            while error.cause is not None and error.cls_name in DAGSTER_WRAPPERS:
                 error = error.cause
             return StepFailure(event.step_key, error)
     return None

@@ -11,7 +11,6 @@ import click
 from dropsync_dagster.cli.console import console, print_table
 from dropsync_dagster.core.drops.discovery import key_of, list_drops
 from dropsync_dagster.core.errors import ConfigError, RefusedError
-from dropsync_dagster.core.drops.registry import remember
 from dropsync_dagster.core.settings import DropRoot
 from dropsync_dagster.core.status.store import DropDoc, DropState
 from dropsync_dagster.deployment import deployment_from_env
@@ -127,8 +126,6 @@ def register(roots: tuple[str, ...]) -> None:
             raise ConfigError(f"{root}: not a folder")
         name = next((r.name for r in settings.drop_roots if r.path == real), real.name)
         found += list_drops((DropRoot(name, real),))
-    for drop in found:
-        remember(settings, drop)
     added = runner.register(runner.instance(), [d.key for d in found])
     new_docs = deployment.status_store().register_many({d.key: str(d.path) for d in found})
     console.print(f"{len(found)} drops: {len(added)} new partitions, {new_docs} new status documents")

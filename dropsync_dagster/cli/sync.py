@@ -17,11 +17,10 @@ from dropsync_dagster.cli.plan import plan_for
 from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.errors import ConfigError, DropsyncError, RefusedError
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.drops.registry import remember
+from dropsync_dagster.core.drops.registry import register_at
 from dropsync_dagster.core.status.runs import record_run_failure, require_ready
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.core.plan.report import GATE_REASONS, stopped
-from dropsync_dagster.core.results import CopiesResult, LabKeyResult, OriginalsResult, ResultStore
 from dropsync_dagster.deployment import Deployment, deployment_from_env
 
 if TYPE_CHECKING:
@@ -57,11 +56,10 @@ def sync_now(deployment: Deployment, folder: DropFolder, plan: Plan, ignore_read
     settings.check_writable(plan.processed_folder, "processed_folder")
     # Readiness is checked again by the run's first step; here it is one line before any work.
     require_ready(folder.key, folder.path, settings, ignore_readiness, "dropsync sync --ignore-readiness")
-    remember(settings, folder)
     store, max_failures = deployment.status_store(), deployment.limits.max_failures  # as the assets see them
     inst = runner.instance()
     runner.register(inst, [folder.key])
-    store.register(folder.key, str(folder.path))
+    register_at(store, folder)  # the run finds the drop's folder in its status document
     reaped = runner.reap_dead_cli_run(inst, store, folder.key, str(folder.path), max_failures)
     if reaped:
         console.print(reaped)
@@ -70,17 +68,15 @@ def sync_now(deployment: Deployment, folder: DropFolder, plan: Plan, ignore_read
         outcome = runner.run_drop(inst, folder.key, tags=tags)
     if not outcome.success:
         _after_failure(store, folder, outcome, max_failures)
-    results = ResultStore(settings.state_dir)
-    copies = results.load(folder.key, "copies", CopiesResult)
-    originals = results.load(folder.key, "originals", OriginalsResult)
+    assert outcome.results is not None  # a run that succeeded returns its results
+    copies, originals, recorded = outcome.results.copies, outcome.results.originals, outcome.results.labkey
     print_table("Copy summary", [{"file": r, "target": c.target, "result": c.outcome} for r, c in copies.files.items()], "result")
     print_table(
         "Archive/move summary",
         [{"file": r, "processed": m.processed or "", "result": m.label} for r, m in originals.files.items()],
         "result",
     )
-    recorded = results.load_optional(folder.key, "labkey", LabKeyResult)
-    if recorded is not None and recorded.configured:
+    if recorded.configured:
         print_labkey_summary(recorded)
     held = [r for r, m in originals.files.items() if m.reason in GATE_REASONS]
     console.print(f"run {outcome.run_id}: {len(originals.files) - len(held)} synced, {len(held)} held back")

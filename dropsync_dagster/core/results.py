@@ -1,19 +1,15 @@
-"""Small JSON documents passed between assets, one per drop and step, in the state folder."""
+"""The typed results of a drop's assets, each bound to the plan it was made from (`plan_id`);
+the IO manager keeps them as JSON in the state folder (core/result_files.py)."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from dropsync_dagster.core.errors import DropsyncError, RefusedError
-from dropsync_dagster.core.model import Digests, Identity, Plan, Reason
-
-T = TypeVar("T", bound=BaseModel)
+from dropsync_dagster.core.model import Digests, Identity, Reason
 
 
 class FileChecksum(BaseModel):
@@ -32,7 +28,7 @@ class ChecksumsResult(BaseModel):
     """Output of `drop_checksums`."""
 
     drop: str
-    plan_id: str = ""  # the plan this result was made from
+    plan_id: str  # the plan this result was made from: no step uses a result of another plan
     files: dict[str, FileChecksum] = {}
     seconds: float = 0.0
     bytes: int = 0
@@ -50,7 +46,7 @@ class CopiesResult(BaseModel):
     """Output of `repository_copies`."""
 
     drop: str
-    plan_id: str = ""  # the plan this result was made from
+    plan_id: str  # the plan this result was made from: no step uses a result of another plan
     files: dict[str, FileCopy] = {}
     seconds: float = 0.0
     bytes: int = 0
@@ -75,7 +71,7 @@ class OriginalsResult(BaseModel):
     """Output of `archived_originals`."""
 
     drop: str
-    plan_id: str = ""  # the plan this result was made from
+    plan_id: str  # the plan this result was made from: no step uses a result of another plan
     files: dict[str, FileMove] = {}
     fingerprint: str = ""  # candidate-file fingerprint after the moves (the sensor's baseline)
 
@@ -90,84 +86,11 @@ def private_state_dir(state_dir: Path) -> None:
         os.chmod(state_dir, STATE_DIR_MODE)
 
 
-class ResultStore:
-    """Reads and writes a drop's step results under `<state_dir>/drops/<drop>/`."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-
-    def path(self, drop: str, name: str) -> Path:
-        """The JSON document of step `name` for `drop`."""
-        return self.state_dir / "drops" / drop / f"{name}.json"
-
-    def save(self, drop: str, name: str, result: BaseModel, plan_id: str | None = None) -> Path:
-        """Write atomically (temp + rename) so a reader never sees half a document; with
-        `plan_id`, the result is stamped with the plan it was made from."""
-        if plan_id is not None:
-            result = result.model_copy(update={"plan_id": plan_id})
-        path = self.path(drop, name)
-        tmp = None
-        try:
-            private_state_dir(self.state_dir)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(result.model_dump_json(indent=1))
-            os.replace(tmp, path)
-        except OSError as exc:  # disk full, read-only, permissions: say which file
-            if tmp is not None and os.path.lexists(tmp):
-                os.unlink(tmp)
-            raise DropsyncError(f"{drop}: cannot write the {name} result {path}: {exc.strerror or exc}") from exc
-        return path
-
-    def load(self, drop: str, name: str, model: type[T], plan_id: str | None = None) -> T:
-        """Read a step's result; missing means the step has not run for this drop. With
-        `plan_id`, a result made from another plan is refused, never used."""
-        path = self.path(drop, name)
-        try:
-            result = model.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
-            raise DropsyncError(f"{drop}: no {name} result at {path}; materialise that step first") from exc
-        found = getattr(result, "plan_id", None)
-        if plan_id is not None and found != plan_id:
-            raise RefusedError(f"{drop}: the {name} result at {path} belongs to plan {found or 'unknown'}, "
-                               f"not to this run's plan {plan_id}; materialise that step again")
-        return result
-
-    def load_optional(self, drop: str, name: str, model: type[T], plan_id: str | None = None) -> T | None:
-        """Like load, but None when the step has not run (or, with `plan_id`, ran for another plan)."""
-        path = self.path(drop, name)
-        if not path.exists():
-            return None
-        result = model.model_validate_json(path.read_bytes())
-        return None if plan_id is not None and getattr(result, "plan_id", None) != plan_id else result
-
-    def save_plan(self, plan: Plan) -> Path:
-        """Freeze a plan twice: under its id (what the run that claimed it reads) and as the
-        drop's latest (what people, the CLI and a run's first step read)."""
-        self.save(plan.drop, f"plans/{plan.plan_id}", plan)
-        return self.save(plan.drop, "manifest", plan)
-
-    def load_plan(self, drop: str, plan_id: str | None = None) -> Plan:
-        """The frozen plan `plan_id` (None: the latest written by `drop_manifest`)."""
-        if plan_id is None:
-            return self.load(drop, "manifest", Plan)
-        return self.load(drop, f"plans/{plan_id}", Plan)
-
-    def save_json(self, drop: str, name: str, data: dict) -> Path:
-        """Write a plain JSON document (e.g. the sensor's baseline)."""
-        path = self.path(drop, name)
-        private_state_dir(self.state_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data))
-        return path
-
-
 class ArchiveStepResult(BaseModel):
     """Output of `encrypted_archive`: what this run wrote, and what every generation holds."""
 
     drop: str
-    plan_id: str = ""  # the plan this result was made from
+    plan_id: str  # the plan this result was made from: no step uses a result of another plan
     enabled: bool
     why: str
     written: dict[str, Any] | None = None  # core.archive.ArchiveResult of this run, when enabled
@@ -195,8 +118,7 @@ class LabKeyResult(BaseModel):
     """Output of `labkey_records`: every file's row, for the plan it was written from."""
 
     drop: str
-    plan_created_at: str
-    plan_id: str = ""  # the plan this result belongs to; the move trusts no other plan's rows
+    plan_id: str  # the plan this result belongs to; the move trusts no other plan's rows
     configured: bool
     why: str = ""
     table: str = ""

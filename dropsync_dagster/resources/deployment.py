@@ -16,6 +16,7 @@ import dagster as dg
 
 from dropsync_dagster.core.labkey import API_KEY_ENV
 from dropsync_dagster.deployment import Deployment
+from dropsync_dagster.resources.drop_results import DROP_RESULTS, DropResultsIOManager
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import CouchStatusResource, SqliteStatusResource, StatusResource
@@ -27,14 +28,17 @@ SMTP_PASSWORD_ENV = "DROPSYNC_SMTP_PASSWORD"
 WEBHOOK_ENV = "DROPSYNC_ALERT_WEBHOOK_URL"  # a Slack-style URL is itself a token
 
 
-def resources_of(deployment: Deployment, env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """storage, gpg, status, labkey and stewardship for this deployment; secrets as EnvVars when `env` is the
+def resources_of(deployment: Deployment, env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """storage, gpg, status, labkey, stewardship and the drop results' IO manager for this deployment; secrets as EnvVars when `env` is the
     process environment (where Dagster resolves them), else as the values read."""
     env = os.environ if env is None else env
+    storage, status = StorageResource.of(deployment.settings), status_resource(deployment, env)
     return {
-        "storage": StorageResource.of(deployment.settings),
+        "storage": storage,
         "gpg": GpgResource.of(deployment.archive),
-        "status": status_resource(deployment, env),
+        "status": status,
+        # Results between the drop assets: JSON per drop and asset in the state folder.
+        DROP_RESULTS: DropResultsIOManager(storage=storage, status=status),
         "labkey": LabKeyResource(
             api_key=_secret(env, API_KEY_ENV, deployment.labkey.api_key), attempts=deployment.labkey.attempts,
             retry_delay=deployment.labkey.retry_delay, timeout=deployment.labkey.timeout,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from dropsync_dagster.core.results import ResultStore
 from dropsync_dagster.core.settings import DEFAULT_READY_FILES, Settings
 from dropsync_dagster.deployment import settings_of
 
@@ -40,7 +39,3 @@ class StorageResource(dg.ConfigurableResource):
         """The validated deployment settings."""
         return settings_of(self.state_dir, self.allowed_roots, self.drop_roots, self.metadata_roots,
                            self.ready_files, self.quiet_seconds, self.file_mode, self.quarantine_dir)
-
-    def results(self) -> ResultStore:
-        """The store of between-asset JSON results."""
-        return ResultStore(self.settings().state_dir)

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from dropsync_dagster.assets.event_metadata import counts_metadata, markdown_table
-from dropsync_dagster.core.results import ResultStore
 from dropsync_dagster.core.stewardship.reconcile import reconcile
 from dropsync_dagster.core.stewardship.report import COLUMNS, PeriodRow, period_report, totals
 from dropsync_dagster.resources.labkey import LabKeyResource
@@ -52,7 +51,7 @@ def stewardship_report(storage: StorageResource, status: StatusResource) -> dg.M
 def reconciliation(storage: StorageResource, status: StatusResource, labkey: LabKeyResource) -> dg.MaterializeResult:
     """Repository, lineage, LabKey, archive and drops compared (as `dropsync reconcile`)."""
     settings = storage.settings()
-    found = reconcile(status.store(settings), ResultStore(settings.state_dir), labkey.client)
+    found = reconcile(status.store(settings), settings.state_dir, labkey.client)
     listed = [f"{f.kind}: {f.drop} {f.path} ({f.detail})" for f in found.findings]
     table = markdown_table([{"kind": f.kind.value, "drop": f.drop, "path": f.path} for f in found.findings])
     return dg.MaterializeResult(

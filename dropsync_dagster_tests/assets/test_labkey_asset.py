@@ -11,7 +11,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from dropsync_dagster.core.results import LabKeyResult, ResultStore
+from dropsync_dagster.core.result_files import ResultFiles
+from dropsync_dagster.core.results import LabKeyResult
 from dropsync_dagster.core.status.runs import record_run_failure
 from dropsync_dagster.core.status.files import file_id
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
@@ -55,7 +56,10 @@ def after_failure(drop: Drop, result: dg.ExecuteInProcessResult) -> None:
 
 
 def labkey_result(drop: Drop) -> LabKeyResult:
-    return ResultStore(drop.settings().state_dir).load(drop.key, "labkey", LabKeyResult)
+    """The labkey_records result on disk, of whichever plan (a failed run's included)."""
+    found = ResultFiles(drop.settings().state_dir, drop.key).read("labkey_records", LabKeyResult)
+    assert found is not None, "no labkey_records result"
+    return found
 
 
 def test_rows_inserted_and_updated_once_with_ids_recorded(tmp_path: Path, labkey_env: LabKeyTestServer,
@@ -244,6 +248,6 @@ def test_result_json_names_every_row(tmp_path: Path, labkey_env: LabKeyTestServe
     drop.add_file(fastq_relpath(read=1))
     with dg.instance_for_test() as instance:
         assert run_job(drop, instance, labkey=FAST).success
-    doc = json.loads(ResultStore(drop.settings().state_dir).path(drop.key, "labkey").read_text())
+    doc = json.loads(ResultFiles(drop.settings().state_dir, drop.key).path("labkey_records").read_text())
     assert doc["complete"] is True and doc["table"] == "exp.data" and doc["key_column"] == "RowId"
     assert doc["files"][fastq_relpath(read=1)]["row_id"] == rows(labkey_env)[0]["RowId"]

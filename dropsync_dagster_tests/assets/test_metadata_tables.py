@@ -51,7 +51,7 @@ def digests(n: int, md5: str | None = None) -> Digests:
 def test_held_files_follow_the_run_step_by_step(tmp_path: Path) -> None:
     plan = four_file_drop(tmp_path).plan()
     assert held_files(plan) == []  # the plan holds nothing back
-    checksums = ChecksumsResult(drop=plan.drop, files={
+    checksums = ChecksumsResult(drop=plan.drop, plan_id=plan.plan_id, files={
         READS[1]: FileChecksum(digests=digests(1, "a" * 32), sidecar="md5", reason=Reason.MD5_MISMATCH, expected_md5="b" * 32),
         READS[2]: FileChecksum(digests=digests(2), sidecar="blake3"),
         READS[3]: FileChecksum(digests=digests(3), sidecar="blake3"),
@@ -60,19 +60,19 @@ def test_held_files_follow_the_run_step_by_step(tmp_path: Path) -> None:
     after_checksums = held_files(plan, checksums)
     assert after_checksums == [HeldFile(READS[1], "md5_mismatch", "md5 " + "b" * 8 + "…", "md5 " + "a" * 8 + "…")]
     entry = {e.relpath: e for e in plan.entries}
-    copies = CopiesResult(drop=plan.drop, files={
+    copies = CopiesResult(drop=plan.drop, plan_id=plan.plan_id, files={
         READS[2]: FileCopy(outcome="target_conflict", target=entry[READS[2]].target),
         READS[3]: FileCopy(outcome="copied", target=entry[READS[3]].target, verified_blake3="3" * 64),
         READS[4]: FileCopy(outcome="copied", target=entry[READS[4]].target, verified_blake3="4" * 64),
     })
     after_copies = held_files(plan, checksums, copies)
     assert after_copies[1] == HeldFile(READS[2], "target_conflict", f"blake3 {'2' * 8}…", "a different file at the target")
-    labkey = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, configured=True, files={
+    labkey = LabKeyResult(drop=plan.drop, plan_id=plan.plan_id, configured=True, files={
         READS[3]: FileRecord(action="held", reason=Reason.WRITEBACK_SKIPPED),
         READS[4]: FileRecord(action="inserted", row_id=7),
     })
     assert [h.reason for h in held_files(plan, checksums, copies, labkey)] == ["md5_mismatch", "target_conflict", "writeback_skipped"]
-    originals = OriginalsResult(drop=plan.drop, files={
+    originals = OriginalsResult(drop=plan.drop, plan_id=plan.plan_id, files={
         READS[4]: FileMove(outcome="exists", reason=Reason.EXISTS),
     })
     final = held_files(plan, checksums, copies, labkey, originals)
@@ -106,11 +106,10 @@ def test_checks_fail_with_error_for_problems_and_warn_for_held_files() -> None:
 
 def test_paths_are_relative_and_units_rounded(tmp_path: Path) -> None:
     plan = four_file_drop(tmp_path).plan()
-    metadata = plan_metadata(plan, tmp_path / "state" / "manifest.json")
+    metadata = plan_metadata(plan)
     assert str(plan.processed_folder) not in metadata["move_plan"].value
     assert f"- {READS[1]} → {READS[1]} · would_move" in metadata["move_plan"].value
     assert str(plan.repository_folder) not in metadata["copy_plan"].value
-    assert isinstance(metadata["plan_json"], dg.PathMetadataValue)
     assert mib_per_s(3 * 2**20, 2.0) == 1.5 and mib_per_s(36_172_000, 1.0) == 34.5
 
 

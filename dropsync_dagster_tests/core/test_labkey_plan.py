@@ -206,7 +206,8 @@ def copied_results(result: Plan) -> tuple[ChecksumsResult, CopiesResult]:
     sums = {e.relpath: FileChecksum(digests=Digests(size=e.size, blake3="b3", md5="m5"), sidecar="blake3")
             for e in result.entries if e.goes_ahead}
     copies = {rel: FileCopy(outcome="copied", target=by_file(result)[rel].target, verified_blake3="b3") for rel in sums}
-    return ChecksumsResult(drop=result.drop, files=sums), CopiesResult(drop=result.drop, files=copies)
+    return (ChecksumsResult(drop=result.drop, plan_id=result.plan_id, files=sums),
+            CopiesResult(drop=result.drop, plan_id=result.plan_id, files=copies))
 
 
 def test_write_back_run_again_for_one_plan_never_inserts_twice(tmp_path: Path, labkey_env: LabKeyTestServer,

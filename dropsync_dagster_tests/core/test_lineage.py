@@ -22,7 +22,7 @@ def test_a_rerun_that_archives_nothing_new_still_names_the_earlier_generation(tm
     where = ArchiveLocation(path=str(tmp_path / "a" / f"{run.plan.drop}.g1.tar.gpg"), generation=1)
     # The generation was published by an interrupted run: this run wrote nothing (`written` None).
     archive = ArchiveStepResult(
-        drop=run.plan.drop, enabled=True, why="required",
+        drop=run.plan.drop, plan_id=run.plan.plan_id, enabled=True, why="required",
         archived={rel: ("0" * 64 if rel == stale else digest) for rel, digest in b3.items()},
         locations={rel: where for rel in b3},
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dropsync_dagster.core.results import ChecksumsResult, ResultStore
+from dropsync_dagster.core.result_files import ResultFiles
+from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.core.status.opening import sqlite_store
 
 
@@ -21,5 +22,5 @@ def test_results_tighten_a_state_folder_made_world_readable(tmp_path: Path) -> N
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     state.chmod(0o755)
-    ResultStore(state).save("seq-drop", "checksums", ChecksumsResult(drop="seq-drop"))
+    ResultFiles(state, "seq-drop").save("drop_checksums", ChecksumsResult(drop="seq-drop", plan_id="plan-a"))
     assert state.stat().st_mode & 0o777 == 0o700

@@ -19,7 +19,7 @@ LEASE = 3  # seconds, for the lease cases
 
 
 def manifest(world: World) -> Path:
-    return world.state_dir / "drops" / world.drop.key / "manifest.json"
+    return world.state_dir / "drops" / world.drop.key / "drop_manifest.json"
 
 
 def refused_while_live(world: World, others: int, point: str, skip: int = 0, **env: str) -> list[str]:

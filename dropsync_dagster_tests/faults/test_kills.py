@@ -45,7 +45,7 @@ def test_sigkill_inside_hashing(world: World) -> None:
     killed = world.sync({"planned": once(world.hooks, "planned", kill_when_read(16 << 20))})
     assert killed.returncode == -9
     results = world.state_dir / "drops" / world.drop.key
-    assert (results / "manifest.json").exists() and not (results / "checksums.json").exists()
+    assert (results / "drop_manifest.json").exists() and not (results / "drop_checksums.json").exists()
     check_invariants(world, world.sync())
 
 

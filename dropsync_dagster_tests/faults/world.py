@@ -24,7 +24,6 @@ from pathlib import Path
 import dagster as dg
 
 from dropsync_dagster.core.plan.report import GATE_REASONS
-from dropsync_dagster.core.results import OriginalsResult, ResultStore
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.deployment import deployment_from_env
 from dropsync_dagster.resources.deployment import resources_of
@@ -151,7 +150,7 @@ class World:
         """A job run told as the CLI would: exit 0/1/3, one line per original with its outcome."""
         if not result.success:
             return subprocess.CompletedProcess("sync_drop", 3, "", first_failure(result))
-        moves = ResultStore(self.state_dir).load(self.drop.key, "originals", OriginalsResult).files
+        moves = result.output_for_node("archived_originals").files
         lines = [f"{rel} {move.label}" for rel, move in moves.items()]
         held = any(move.reason in GATE_REASONS for move in moves.values())
         return subprocess.CompletedProcess("sync_drop", 1 if held else 0, "\n".join(lines), "")

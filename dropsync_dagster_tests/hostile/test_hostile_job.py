@@ -11,10 +11,9 @@ import pytest
 
 from dropsync_dagster.core import testhooks
 from dropsync_dagster.core.plan.report import GATE_REASONS
-from dropsync_dagster.core.results import OriginalsResult, ResultStore
-from dropsync_dagster.definitions import defs
 from dropsync_dagster.cli.runner import first_failure
-from dropsync_dagster_tests.support.dagster_env import NO_ARCHIVE, SQLITE_STATUS, storage_for
+from dropsync_dagster.core.results import OriginalsResult
+from dropsync_dagster_tests.support.dagster_env import with_resources
 from dropsync_dagster_tests.hostile.harness import TIMEOUT, Case, Ran, check, take_before
 from dropsync_dagster_tests.hostile.scene import Scene, make_scene
 from dropsync_dagster_tests.hostile.test_hostile_cli import CASES
@@ -26,20 +25,16 @@ JOB_CASES = [c for c in CASES if c.id in SAMPLE]
 
 def run_job(scene: Scene) -> dg.ExecuteInProcessResult:
     """The project's sync_drop job with this scene's settings, on a fresh test instance."""
-    definitions = dg.Definitions(
-        assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []), jobs=list(defs.jobs or []),
-        resources={**(defs.resources or {}), "storage": storage_for(scene.full_env()), "gpg": NO_ARCHIVE,
-                   "status": SQLITE_STATUS},
-    )
+    definitions = with_resources(scene.full_env())
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("drops", [scene.drop.key])
         job = definitions.resolve_job_def("sync_drop")
         return job.execute_in_process(partition_key=scene.drop.key, instance=instance, raise_on_error=False)
 
 
-def held_any(scene: Scene) -> bool:
+def held_any(result: dg.ExecuteInProcessResult) -> bool:
     """Whether the run held a matched file at a gate (what makes the CLI exit 1)."""
-    moves = ResultStore(scene.scratch / "state").load(scene.drop.key, "originals", OriginalsResult)
+    moves: OriginalsResult = result.output_for_node("archived_originals")
     return any(m.reason in GATE_REASONS for m in moves.files.values())
 
 
@@ -65,6 +60,6 @@ def test_hostile_input_through_the_job(case: Case, tmp_path: Path) -> None:
         message = first_failure(result)
         problems += [f"failure does not name {w!r}: {message}" for w in case.said
                      if not any(x in message for x in w.split("|"))]
-    code = (1 if held_any(scene) else 0) if result.success else case.exits[0]
+    code = (1 if held_any(result) else 0) if result.success else case.exits[0]
     problems += check(case, scene, before, Ran(code, b"", b""), outputs=False)
     assert not problems, f"{case.id} (job): {case.why}\n  " + "\n  ".join(problems)

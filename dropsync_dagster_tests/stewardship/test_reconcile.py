@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from labkey.api_wrapper import APIWrapper
 
-from dropsync_dagster.core.results import ResultStore
+from dropsync_dagster.core.plan.frozen import write_plan
 from dropsync_dagster.core.stewardship.findings import FindingKind
 from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
 from dropsync_dagster_tests.fixtures.labkey import LABKEY_CONTAINER
@@ -75,7 +75,7 @@ def test_a_live_runs_copies_are_not_strays_until_it_ends(tmp_path: Path) -> None
         assert run_job(drop, instance).success
     drop.add_file(fastq_relpath(read=2))  # a new file: a live run has planned and copied it, no lineage yet
     plan = drop.plan()
-    ResultStore(drop.settings().state_dir).save_plan(plan)
+    write_plan(drop.settings().state_dir, plan)  # the live run's frozen plan, made current
     (copy,) = [Path(e.target) for e in plan.entries if e.relpath == fastq_relpath(read=2) and e.target]
     shutil.copyfile(drop.path / fastq_relpath(read=2), copy)
     store = SqliteStatusStore(drop.settings().state_dir / DEFAULT_FILENAME)

@@ -13,6 +13,7 @@ import dagster as dg
 from dropsync_dagster import definitions
 from dropsync_dagster.definitions import defs
 from dropsync_dagster.deployment import settings_from_env
+from dropsync_dagster.resources.drop_results import DROP_RESULTS, DropResultsIOManager
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import SqliteStatusResource
@@ -36,14 +37,23 @@ def definitions_for(drop: Drop, **resources: object) -> dg.Definitions:
     """All assets, checks, jobs and sensors with test resources: storage from the drop's env,
     archives off unless a `gpg` resource is given, the SQLite status store unless `status` is,
     the LabKey test server's editor key unless `labkey` is."""
+    return with_resources(drop.env(), **resources)
+
+
+def with_resources(env: dict[str, str], **resources: object) -> dg.Definitions:
+    """The project's Definitions with storage from `env`, archives off, the SQLite status store and
+    the LabKey test server's key unless given, and the drop results' IO manager on the same
+    storage and status store."""
+    bound: dict[str, object] = {**(defs.resources or {}), "storage": storage_for(env), "gpg": NO_ARCHIVE,
+                                "status": SQLITE_STATUS, "labkey": TEST_LABKEY, **resources}
+    bound[DROP_RESULTS] = DropResultsIOManager(storage=bound["storage"], status=bound["status"])
     return dg.Definitions(
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         jobs=list(defs.jobs or []),
         sensors=list(defs.sensors or []),
         executor=defs.executor,
-        resources={**(defs.resources or {}), "storage": storage_for(drop.env()), "gpg": NO_ARCHIVE,
-                   "status": SQLITE_STATUS, "labkey": TEST_LABKEY, **resources},
+        resources=bound,
     )
 
 

@@ -1,32 +1,36 @@
-"""Partition key <-> drop folder: remembered at registration, recomputable from the settings."""
+"""Partition key -> drop folder: the `path` the drop's status document records (written by the
+sensor, `dropsync sync` and `dropsync register`); recomputed from the roots only for a drop whose
+document has none (a document of an older version, or a partition added by hand)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dropsync_dagster.core.drops.discovery import DropFolder, list_drops
 from dropsync_dagster.core.errors import ConfigError
 from dropsync_dagster.core.settings import Settings
+from dropsync_dagster.core.status.store import StatusStore
 
 
-def remember(settings: Settings, drop: DropFolder) -> None:
-    """Record where a registered drop lives (drops given by path may be outside the roots)."""
-    path = settings.drop_dir(drop.key) / "drop.json"
-    record = {"key": drop.key, "root": drop.root, "path": str(drop.path)}
-    if path.exists() and json.loads(path.read_text()) == record:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
-
-
-def locate(settings: Settings, key: str) -> DropFolder:
-    """The folder of partition `key`: its registration record, else a scan of the roots."""
-    path = settings.drop_dir(key) / "drop.json"
-    if path.exists():
-        record = json.loads(path.read_text())
-        return DropFolder(record["key"], record["root"], Path(record["path"]))
+def locate(store: StatusStore, settings: Settings, key: str) -> DropFolder:
+    """The folder of partition `key`: its status document's path, else a scan of the roots."""
+    doc = store.get(key)
+    if doc is not None and doc.path:
+        return folder_at(settings, key, Path(doc.path))
     for drop in list_drops(settings.drop_roots):
         if drop.key == key:
             return drop
-    raise ConfigError(f"partition '{key}': no registered drop and none under DROPSYNC_DROP_ROOTS")
+    raise ConfigError(f"partition '{key}': its status document records no folder, and none under DROPSYNC_DROP_ROOTS has this key")
+
+
+def folder_at(settings: Settings, key: str, path: Path) -> DropFolder:
+    """The drop of partition `key` at `path`, under the drop root that holds it (else its parent's name)."""
+    root = next((r.name for r in settings.drop_roots if r.path == path.parent), path.parent.name)
+    return DropFolder(key, root, path)
+
+
+def register_at(store: StatusStore, drop: DropFolder) -> None:
+    """Register the drop (idempotent) with its folder as the document's path (a drop given by its
+    path may lie outside the roots; an older document may have no path)."""
+    if store.register(drop.key, str(drop.path)).path != str(drop.path):
+        store.set_path(drop.key, str(drop.path))

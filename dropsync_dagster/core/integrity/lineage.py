@@ -26,6 +26,7 @@ from dropsync_dagster.core.results import (
 from dropsync_dagster.core.status.files import ArchiveRef, FileDoc, FileDocuments, file_id
 
 INTENDED = "intended"
+MOVES = "moves"  # the move step's write-ahead record in the drop's state folder (`moves.json`)
 
 
 class MoveIntent(BaseModel):
@@ -39,7 +40,7 @@ class MoveIntents(BaseModel):
     """The moves a step is about to make, saved before the first one (state folder `moves.json`)."""
 
     drop: str
-    plan_id: str = ""
+    plan_id: str  # the plan whose moves these are (a later plan's run confirms them all the same)
     moves: dict[str, MoveIntent] = {}
 
 
@@ -57,7 +58,7 @@ def intended_moves(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult,
 
 def as_outcomes(intents: MoveIntents) -> OriginalsResult:
     """The intents in the shape lineage_docs reads: every intended original `intended`."""
-    return OriginalsResult(drop=intents.drop, files={
+    return OriginalsResult(drop=intents.drop, plan_id=intents.plan_id, files={
         rel: FileMove(outcome=INTENDED, processed=m.processed) for rel, m in intents.moves.items()})
 
 

@@ -26,6 +26,13 @@ def claim_drop(store: StatusStore, drop: str, path: str, owner: str, lease_secon
                        readiness_override=readiness_override, holder_finished=holder_finished)
 
 
+def claimed_plan_id(store: StatusStore, drop: str, owner: str) -> str | None:
+    """The plan run `owner` claimed the drop with (kept by its retries and re-executions); None
+    when another run, or none, claimed it last: the run's first step then claims the current plan."""
+    doc = store.get(drop)
+    return doc.plan_id if doc is not None and doc.owner == owner else None
+
+
 def check_not_held(store: StatusStore, drop: str, owner: str,
                    holder_finished: Callable[[str], bool] | None = None) -> None:
     """A read-only claim check (a dry run): RefusedError when another run holds a live lease."""
@@ -59,10 +66,11 @@ def require_ready(drop: str, path: Path, settings: Settings, ignore: bool, by: s
     raise RefusedError(f"drop {drop} is not ready: {why}; to sync it anyway use {IGNORE_READINESS_HINT}")
 
 
-def record_run_failure(store: StatusStore, drop: str, path: str, owner: str, error: str, max_failures: int) -> str:
+def record_run_failure(store: StatusStore, drop: str, path: str | None, owner: str, error: str, max_failures: int) -> str:
     """The failure path (the one caller of record_failure): count the attempt unless another,
-    live run holds the drop (then this run was refused, not failed). Returns what was done."""
-    doc = store.get(drop) or store.register(drop, path)
+    live run holds the drop (then this run was refused, not failed). Returns what was done.
+    `path` registers a drop that has no document yet (None: not known, e.g. the folder is gone)."""
+    doc = store.get(drop) or store.register(drop, path or "")
     if doc.status == DropState.PROCESSING and doc.owner != owner and doc.lease_live(utcnow()):
         return f"{drop}: run {owner} was refused (drop held by run {doc.owner}); not counted"
     if doc.status == DropState.FAILED:

@@ -117,6 +117,14 @@ class StatusStore(FileDocuments, abc.ABC):
         now = utcnow()
         return self._create_drops([_new_drop(d, p, now).body() for d, p in drops.items()])
 
+    def set_path(self, drop: str, path: str) -> DropDoc:
+        """Record where the drop's folder is: the partition key -> folder mapping every run reads."""
+
+        def decide(doc: DropDoc, now: datetime) -> Changes | None:
+            return None if doc.path == path else {"path": path}
+
+        return self._update(drop, decide)
+
     def mark_changed(self, drop: str) -> DropDoc:
         """Send a synced drop whose candidate files changed back to `pending` (else a no-op)."""
 

@@ -59,7 +59,7 @@ def move_originals(
     files = quarantine_held(plan, checksums, files, settings.quarantine_dir, guard)
     hook("moved", drop=plan.drop)
     after = fingerprint(candidate_files(Path(plan.drop_path), plan.config.drop_filename_filter))
-    return OriginalsResult(drop=plan.drop, files=files, fingerprint=after)
+    return OriginalsResult(drop=plan.drop, plan_id=plan.plan_id, files=files, fingerprint=after)
 
 
 def _move(moves: list[tuple[PlanEntry, MoveItem]], processed: Path, settings: Settings, guard: Guard | None) -> list[MoveOutcome]:

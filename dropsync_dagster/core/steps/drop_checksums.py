@@ -52,6 +52,7 @@ def compute_checksums(plan: Plan, *, want_md5: bool = False) -> ChecksumsResult:
     hook("hashed", drop=plan.drop)
     return ChecksumsResult(
         drop=plan.drop,
+        plan_id=plan.plan_id,
         files=files,
         seconds=time.monotonic() - started,
         bytes=sum(f.digests.size for f in files.values() if f.digests is not None),

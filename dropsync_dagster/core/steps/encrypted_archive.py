@@ -22,7 +22,7 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
     `guard` re-checks the run's claim right before a generation is published."""
     decision = policy.decide(plan.config.archive)
     if not decision.enabled:
-        return ArchiveStepResult(drop=plan.drop, enabled=False, why=decision.why)
+        return ArchiveStepResult(drop=plan.drop, plan_id=plan.plan_id, enabled=False, why=decision.why)
     planned = {rel for rel, c in checksums.files.items() if c.reason is None}
     drop_dir = Path(plan.drop_path)
     # A planned file that is no longer the file that was hashed is held (changed_since_plan), not
@@ -46,6 +46,7 @@ def archive_drop(plan: Plan, checksums: ChecksumsResult, policy: ArchivePolicy,
             members = [m for m in members if m != exc.rel and m not in _with_sidecars(changed)]
     return ArchiveStepResult(
         drop=plan.drop,
+        plan_id=plan.plan_id,
         enabled=True,
         why=decision.why,
         written=written.model_dump(),

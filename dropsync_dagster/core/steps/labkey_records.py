@@ -45,7 +45,7 @@ _DONE = {"update": "updated", "insert": "inserted"}
 
 def not_configured(plan: Plan, why: str) -> LabKeyResult:
     """The result of a drop that writes no rows."""
-    return LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, plan_id=plan.plan_id, configured=False,
+    return LabKeyResult(drop=plan.drop, plan_id=plan.plan_id, configured=False,
                         why=why, complete=True)
 
 
@@ -58,7 +58,7 @@ def write_records(plan: Plan, checksums: ChecksumsResult, copies: CopiesResult, 
     written rows since planning, so planned creates are looked up again first. `guard` re-checks
     the run's claim right before each batch is sent."""
     started = time.monotonic()
-    result = LabKeyResult(drop=plan.drop, plan_created_at=plan.created_at, plan_id=plan.plan_id, configured=True,
+    result = LabKeyResult(drop=plan.drop, plan_id=plan.plan_id, configured=True,
                           table=table.info.label, key_column=table.key)
 
     def not_copied(entry: PlanEntry) -> Reason | None:  # the copy-level gates only

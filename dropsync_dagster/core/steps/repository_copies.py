@@ -44,7 +44,7 @@ def copy_files(plan: Plan, checksums: ChecksumsResult, settings: Settings, guard
         for e, item, outcome in zip(todo, items, outcomes)
     }
     hook("copied", drop=plan.drop)
-    return CopiesResult(drop=plan.drop, files=files, seconds=time.monotonic() - started, bytes=sum(e.size for e in todo))
+    return CopiesResult(drop=plan.drop, plan_id=plan.plan_id, files=files, seconds=time.monotonic() - started, bytes=sum(e.size for e in todo))
 
 
 def _item(entry: PlanEntry, checksum: FileChecksum, repository: Path) -> CopyItem:

@@ -22,7 +22,7 @@ from dropsync_dagster.core.labkey.connection import LabKeyConnection
 from dropsync_dagster.core.labkey.planning import MakeClient, writeback_connection
 from dropsync_dagster.core.labkey.writeback import writeback_configured
 from dropsync_dagster.core.model import Plan
-from dropsync_dagster.core.results import ResultStore
+from dropsync_dagster.core.plan.frozen import current_plan
 from dropsync_dagster.core.stewardship.findings import NO_DROP, Finding, FindingKind, Reconciliation
 from dropsync_dagster.core.stewardship.labkey_rows import named_paths, rows_missing_for
 from dropsync_dagster.core.status.document import DropDoc, DropState
@@ -32,7 +32,7 @@ from dropsync_dagster.core.status.store import StatusStore
 MOVED = ("moved", "intended")  # lineage `move` values that place the original in the processed folder
 
 
-def reconcile(store: StatusStore, results: ResultStore, make_client: MakeClient,
+def reconcile(store: StatusStore, state_dir: Path, make_client: MakeClient,
               since: datetime | None = None) -> Reconciliation:
     """Every inconsistency across the drops the store knows (see the module docstring)."""
     drops = [d for d in store.list() if d.status != DropState.PENDING or d.counts]
@@ -40,7 +40,7 @@ def reconcile(store: StatusStore, results: ResultStore, make_client: MakeClient,
     lineage: dict[str, list[FileDoc]] = {}
     plans: dict[str, Plan] = {}
     for doc in drops:
-        plan = results.load_optional(doc.id, "manifest", Plan)
+        plan = current_plan(state_dir, doc.id)
         if plan is None:
             out.skipped.append(f"{doc.id}: never planned")
             continue
