@@ -75,3 +75,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# A drop's sync.yml sending every .bin file to the repository under its own name.
+BIN_DROP_SYNC_YML = """\
+drop_filename_filter: "**/*.bin"
+drop_filename_regex: "(?P<name>.+)\\\\.bin"
+repository_folder: {repository}
+repository_filename: "<name>.bin"
+processed_folder: {processed}
+"""
+
+
+def build_master(master: Path, groups: list[tuple[str, int, int]]) -> None:
+    """The master copy of a drop: (subfolder, count, size) groups of incompressible files; reused."""
+    if (master / ".built").exists():
+        return
+    remove_tree(master)
+    for sub, count, size in groups:
+        make_files(master / sub, count, size)
+    (master / ".built").touch()

@@ -22,27 +22,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import DEFAULT_BENCH_DIR, KiB, MiB, machine, make_files, remove_tree, tree_bytes  # noqa: E402
+from datasets import BIN_DROP_SYNC_YML, DEFAULT_BENCH_DIR, KiB, MiB, build_master, machine, remove_tree, tree_bytes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-SYNC_YML = """\
-drop_filename_filter: "**/*.bin"
-drop_filename_regex: "(?P<name>.+)\\\\.bin"
-repository_folder: {repository}
-repository_filename: "<name>.bin"
-processed_folder: {processed}
-"""
-
-
-def build(master: Path, files: list[tuple[str, int, int]]) -> None:
-    """The master copy of a drop: (subfolder, count, size) groups, plus its sync.yml."""
-    if (master / ".built").exists():
-        return
-    remove_tree(master)
-    for sub, count, size in files:
-        make_files(master / sub, count, size)
-    (master / ".built").touch()
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> float:
@@ -65,7 +48,7 @@ def ours(work: Path, master: Path, trial: int, encrypt: bool = False) -> float:
     processed.mkdir()
     subprocess.run(["cp", "-al", str(master), str(drop)], check=True)
     (drop / ".built").unlink()
-    (drop / "sync.yml").write_text(SYNC_YML.format(repository=repo, processed=processed))
+    (drop / "sync.yml").write_text(BIN_DROP_SYNC_YML.format(repository=repo, processed=processed))
     (drop / ".ready").touch()  # every run checks readiness: without it the run is refused
     env = {
         **os.environ,
@@ -152,7 +135,7 @@ def startup(work: Path) -> dict:
         timed([PYTHON, "-c", "import dropsync_dagster.definitions"]) for _ in range(3)
     )
     master = work / "master_one"
-    build(master, [("one", 1, 16 * KiB)])
+    build_master(master, [("one", 1, 16 * KiB)])
     one = statistics.median(ours(work, master, 100 + i) for i in range(3))
     row = {"import_definitions_s": round(imports, 2), "one_file_drop_s": round(one, 2)}
     print(row, flush=True)
@@ -174,11 +157,11 @@ def main() -> None:
     s = args.scale
     if args.only in (None, "large"):
         master = work / "master_large"
-        build(master, [("big", 4, int(512 * MiB * s)), ("small", int(2000 * s), 16 * KiB)])
+        build_master(master, [("big", 4, int(512 * MiB * s)), ("small", int(2000 * s), 16 * KiB)])
         compare("4 x 512 MiB + 2,000 x 16 KiB", work, master, args.pairs, args.encrypt)
     if args.only in (None, "small"):
         master = work / "master_small"
-        build(master, [("small", int(10_000 * s), 16 * KiB)])
+        build_master(master, [("small", int(10_000 * s), 16 * KiB)])
         compare("10,000 x 16 KiB", work, master, args.pairs, args.encrypt)
     startup(work)
     if not args.keep:

@@ -33,30 +33,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.datasets import DEFAULT_BENCH_DIR, KiB, MiB, filesystem_of, machine, make_files, remove_tree, tree_bytes  # noqa: E402
+from benchmarks.datasets import BIN_DROP_SYNC_YML, DEFAULT_BENCH_DIR, KiB, MiB, build_master, filesystem_of, machine, remove_tree, tree_bytes  # noqa: E402
 from benchmarks.tree_rss import Measured, run_measured  # noqa: E402
 from dropsync_dagster.core.archive.gpg import ARCHIVE_S2K  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RECIPIENT = "bench@dropsync.invalid"
-# The drop's sync.yml: every .bin file to the repository under its own name (as benchmarks/ingest.py).
-SYNC_YML = """\
-drop_filename_filter: "**/*.bin"
-drop_filename_regex: "(?P<name>.+)\\\\.bin"
-repository_folder: {repository}
-repository_filename: "<name>.bin"
-processed_folder: {processed}
-"""
-
-
-def build(master: Path, groups: list[tuple[str, int, int]]) -> None:
-    """The master copy of a drop: (subfolder, count, size) groups of incompressible files; reused."""
-    if (master / ".built").exists():
-        return
-    remove_tree(master)
-    for sub, count, size in groups:
-        make_files(master / sub, count, size)
-    (master / ".built").touch()
 
 
 def keyring(work: Path) -> Path:
@@ -85,7 +67,7 @@ class Bench:
 
     def master(self, name: str, groups: list[tuple[str, int, int]]) -> Path:
         master = self.work / name
-        build(master, groups)
+        build_master(master, groups)
         return master
 
     def large(self) -> Path:
@@ -102,7 +84,7 @@ class Bench:
         drop = root / "drop"
         subprocess.run(["cp", "-al", str(master), str(drop)], check=True)
         (drop / ".built").unlink()
-        (drop / "sync.yml").write_text(SYNC_YML.format(repository=repo, processed=processed))
+        (drop / "sync.yml").write_text(BIN_DROP_SYNC_YML.format(repository=repo, processed=processed))
         (drop / ".ready").touch()  # every run checks readiness
         env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSYNC_")}
         env |= {
