@@ -74,8 +74,9 @@ class Bench:
         s = self.scale
         return self.master(f"large_{s}", [("big", 4, int(256 * MiB * s)), ("small", max(1, int(1000 * s)), 16 * KiB)])
 
-    def ours(self, master: Path, encrypt: bool) -> Measured:
-        """`dropsync sync DROP --do-it --yes` on a fresh hard-linked copy of `master` (not timed)."""
+    def ours(self, master: Path, encrypt: bool, dropsync: Path = BIN / "dropsync", home: str = "dagster_home") -> Measured:
+        """`dropsync sync DROP --do-it --yes` on a fresh hard-linked copy of `master` (not timed);
+        `dropsync` and its instance `home` may be another checkout's (benchmarks/drop_100k.py)."""
         trial = self.work / "ours"
         remove_tree(trial)
         root, repo, processed = trial / "drops", trial / "repo", trial / "processed"
@@ -91,13 +92,13 @@ class Bench:
             "DROPSYNC_DROP_ROOTS": f"bench={root}",
             "DROPSYNC_ALLOWED_ROOTS": f"{repo}{os.pathsep}{processed}",
             "DROPSYNC_STATE_DIR": str(self.work / "state"),
-            "DAGSTER_HOME": str(self.work / "dagster_home"),
+            "DAGSTER_HOME": str(self.work / home),
         }
         if encrypt:
             env |= {"GNUPGHOME": str(self.gnupg), "DROPSYNC_GPG_RECIPIENTS": RECIPIENT,
                     "DROPSYNC_ARCHIVE_DIR": str(trial / "archive"), "DROPSYNC_KEY_DIR": str(trial / "keys")}
         os.sync()
-        result = run_measured([str(BIN / "dropsync"), "sync", str(drop), "--do-it", "--yes"], env)
+        result = run_measured([str(dropsync), "sync", str(drop), "--do-it", "--yes"], env)
         if result.returncode != 0:
             raise SystemExit(f"dropsync sync {drop} exited {result.returncode}: {result.stderr[-500:]}")
         if encrypt and not list((trial / "archive").glob("*.tar.gpg")):
