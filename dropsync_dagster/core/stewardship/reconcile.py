@@ -25,6 +25,7 @@ from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan.frozen import current_plan
 from dropsync_dagster.core.stewardship.findings import NO_DROP, Finding, FindingKind, Reconciliation
 from dropsync_dagster.core.stewardship.labkey_rows import named_paths, rows_missing_for
+from dropsync_dagster.core.stewardship.quarantine import QUARANTINED
 from dropsync_dagster.core.status.document import DropDoc, DropState
 from dropsync_dagster.core.status.files import FileDoc
 from dropsync_dagster.core.status.store import StatusStore
@@ -71,16 +72,29 @@ def _changed_since(doc: DropDoc, since: datetime | None) -> bool:
 
 
 def originals_missing(drop: str, docs: Sequence[FileDoc]) -> list[Finding]:
-    """Originals the lineage names that are neither at their source nor at their processed path."""
+    """Originals the lineage names that are neither at their source, at their processed path, nor
+    in quarantine."""
     out = []
     for doc in docs:
         if not doc.source or os.path.lexists(doc.source):
             continue
-        if doc.processed and os.path.lexists(doc.processed):
+        aside = quarantined_at(doc)
+        if any(place and os.path.lexists(place) for place in (doc.processed, aside)):
             continue
-        where = f"not in the drop, nor at {doc.processed}" if doc.processed else "not in the drop, and never moved"
+        if aside:
+            where = f"not in the drop, nor in quarantine at {aside}"
+        else:
+            where = f"not in the drop, nor at {doc.processed}" if doc.processed else "not in the drop, and never moved"
         out.append(Finding(kind=FindingKind.ORIGINAL_MISSING, drop=drop, path=doc.source, detail=where))
     return out
+
+
+def quarantined_at(doc: FileDoc) -> str | None:
+    """Where the document says its original sits in quarantine (None: it is not quarantined)."""
+    aside = getattr(doc, "quarantine", None)
+    if isinstance(aside, dict) and aside.get("state") == QUARANTINED:
+        return aside.get("path")
+    return None
 
 
 def archive_members_missing(drop: str, docs: Sequence[FileDoc]) -> list[Finding]:
