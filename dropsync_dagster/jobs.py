@@ -2,13 +2,14 @@
 
 import dagster as dg
 
+from dropsync_dagster.assets.drop_asset import DROP_GROUP
 from dropsync_dagster.stewardship.audits import fixity_checks
 from dropsync_dagster.celery_executor import celery_by_pool_executor
 from dropsync_dagster.execution import RUN_TAGS
 from dropsync_dagster.partitions import drops
 
 # The drop's assets and their own checks; the fixity audit runs on its schedule, in its own job.
-DROP_SELECTION = dg.AssetSelection.groups("dropsync") - dg.AssetSelection.checks(fixity_checks)
+DROP_SELECTION = dg.AssetSelection.groups(DROP_GROUP) - dg.AssetSelection.checks(fixity_checks)
 
 sync_drop = dg.define_asset_job(
     "sync_drop",

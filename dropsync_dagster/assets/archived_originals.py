@@ -3,6 +3,7 @@
 import dagster as dg
 
 from dropsync_dagster.assets.ownership import held
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import (
     check_result,
     counts_metadata,
@@ -19,8 +20,6 @@ from dropsync_dagster.core.steps.archived_originals import move_originals
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult, CopiesResult, LabKeyResult, OriginalsResult
 from dropsync_dagster.core.stewardship.quarantine import quarantine_docs, quarantined
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
@@ -35,13 +34,10 @@ ORIGINALS_CHECK_DESCRIPTION = (
 )
 
 
-@dg.asset(
-    partitions_def=drops,
-    group_name="dropsync",
-    kinds={"python"},
-    io_manager_key=DROP_RESULTS,
-    dagster_type=OriginalsResult,
-    check_specs=[drop_check(ORIGINALS_CHECK, "archived_originals", ORIGINALS_CHECK_DESCRIPTION, blocking=False)],
+@drop_asset(
+    OriginalsResult,
+    {"python"},
+    [drop_check(ORIGINALS_CHECK, "archived_originals", ORIGINALS_CHECK_DESCRIPTION, blocking=False)],
 )
 def archived_originals(
     context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult,

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import held_metadata, tally, transfer_metadata
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.held import held_files
@@ -9,14 +10,11 @@ from dropsync_dagster.core.labkey.writeback import wants_checksum
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ChecksumsResult
 from dropsync_dagster.core.steps.drop_checksums import compute_checksums
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
 
-@dg.asset(partitions_def=drops, group_name="dropsync", kinds={"python"}, io_manager_key=DROP_RESULTS,
-          dagster_type=ChecksumsResult)
+@drop_asset(ChecksumsResult, {"python"})
 def drop_checksums(context: dg.AssetExecutionContext, drop_manifest: Plan, storage: StorageResource,
                    status: StatusResource) -> dg.MaterializeResult:
     """BLAKE3 (and MD5 where a sidecar or write-back needs it) of every file that goes ahead."""

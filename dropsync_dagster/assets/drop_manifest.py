@@ -5,6 +5,7 @@ import dagster as dg
 from dropsync_dagster.core.testhooks import hook
 
 from dropsync_dagster.assets.ownership import claim_plan, dry_run, ready_or_override
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import (
     SHOWN_ROWS,
     check_result,
@@ -24,8 +25,6 @@ from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.stewardship.quarantine_return import return_due, returned_docs
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
@@ -40,13 +39,10 @@ TARGETS_CHECK_DESCRIPTION = (
 )
 
 
-@dg.asset(
-    partitions_def=drops,
-    group_name="dropsync",
-    kinds={"python", "yaml"},
-    io_manager_key=DROP_RESULTS,
-    dagster_type=Plan,
-    check_specs=[drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
+@drop_asset(
+    Plan,
+    {"python", "yaml"},
+    [drop_check(TARGETS_CHECK, "drop_manifest", TARGETS_CHECK_DESCRIPTION)],
 )
 def drop_manifest(
     context: dg.AssetExecutionContext, storage: StorageResource, gpg: GpgResource, labkey: LabKeyResource,

@@ -3,12 +3,11 @@
 import dagster as dg
 
 from dropsync_dagster.assets.ownership import held
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import check_result, drop_check, mib_per_s
 from dropsync_dagster.core.steps.encrypted_archive import archive_drop, archive_problems
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ArchiveStepResult, ChecksumsResult
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -23,14 +22,11 @@ ARCHIVE_CHECK_DESCRIPTION = (
 )
 
 
-@dg.asset(
-    partitions_def=drops,
-    group_name="dropsync",
-    kinds={"gpg"},
+@drop_asset(
+    ArchiveStepResult,
+    {"gpg"},
+    [drop_check(ARCHIVE_CHECK, "encrypted_archive", ARCHIVE_CHECK_DESCRIPTION)],
     pool="gpg",
-    io_manager_key=DROP_RESULTS,
-    dagster_type=ArchiveStepResult,
-    check_specs=[drop_check(ARCHIVE_CHECK, "encrypted_archive", ARCHIVE_CHECK_DESCRIPTION)],
 )
 def encrypted_archive(
     context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult, storage: StorageResource,

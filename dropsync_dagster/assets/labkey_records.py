@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import check_result, drop_check, held_metadata
 from dropsync_dagster.assets.ownership import held
 from dropsync_dagster.core.held import held_files
@@ -10,8 +11,6 @@ from dropsync_dagster.core.steps.labkey_records import not_configured, rows_prob
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult, LabKeyResult
 from dropsync_dagster.core.labkey.writeback import writeback_configured
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
@@ -27,14 +26,11 @@ LABKEY_CHECK_DESCRIPTION = (
 )
 
 
-@dg.asset(
-    partitions_def=drops,
-    group_name="dropsync",
-    kinds={"labkey"},
+@drop_asset(
+    LabKeyResult,
+    {"labkey"},
+    [drop_check(LABKEY_CHECK, "labkey_records", LABKEY_CHECK_DESCRIPTION)],
     pool="labkey",
-    io_manager_key=DROP_RESULTS,
-    dagster_type=LabKeyResult,
-    check_specs=[drop_check(LABKEY_CHECK, "labkey_records", LABKEY_CHECK_DESCRIPTION)],
 )
 def labkey_records(
     context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult,

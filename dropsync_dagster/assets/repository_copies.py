@@ -3,14 +3,13 @@
 import dagster as dg
 
 from dropsync_dagster.assets.ownership import held
+from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import check_result, drop_check, held_metadata, tally, transfer_metadata
 from dropsync_dagster.core.integrity.checks import copy_problems
 from dropsync_dagster.core.steps.repository_copies import copy_files
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.results import ChecksumsResult, CopiesResult
-from dropsync_dagster.partitions import drops
-from dropsync_dagster.resources.drop_results import DROP_RESULTS
 from dropsync_dagster.resources.status import StatusResource
 from dropsync_dagster.resources.storage import StorageResource
 
@@ -23,13 +22,10 @@ COPIES_CHECK_DESCRIPTION = (
 )
 
 
-@dg.asset(
-    partitions_def=drops,
-    group_name="dropsync",
-    kinds={"python"},
-    io_manager_key=DROP_RESULTS,
-    dagster_type=CopiesResult,
-    check_specs=[drop_check(COPIES_CHECK, "repository_copies", COPIES_CHECK_DESCRIPTION)],
+@drop_asset(
+    CopiesResult,
+    {"python"},
+    [drop_check(COPIES_CHECK, "repository_copies", COPIES_CHECK_DESCRIPTION)],
 )
 def repository_copies(context: dg.AssetExecutionContext, drop_manifest: Plan, drop_checksums: ChecksumsResult,
                       storage: StorageResource, status: StatusResource) -> dg.MaterializeResult:
