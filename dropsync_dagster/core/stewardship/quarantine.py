@@ -90,12 +90,25 @@ def quarantine_held(plan: Plan, checksums: ChecksumsResult, files: dict[str, Fil
         picked.append((item, note))
     if not picked:
         return files
+    # Each note is written before its file moves: killed in between, a run leaves a note without a
+    # file (ignored, and rewritten by the next quarantine), never a file in quarantine with no note.
+    fresh = [_note_first(root, item.dest, note) for item, note in picked]
     out = dict(files)
-    for (item, note), outcome in zip(picked, move_originals([item for item, _ in picked], guard=guard)):
+    for (item, note), wrote, outcome in zip(picked, fresh, move_originals([item for item, _ in picked], guard=guard)):
         if outcome is MoveOutcome.MOVED:
-            write_note(root, item.dest, note)
             out[note.relpath] = out[note.relpath].model_copy(update={"quarantined": str(item.dest)})
+        elif wrote:
+            remove_note(root, item.dest)  # it stayed in the drop: no note names it
     return out
+
+
+def _note_first(root: Path, dest: Path, note: QuarantineNote) -> bool:
+    """Write `note` for the original about to move to `dest`; False (nothing written) when `dest`
+    already holds a noted file: an earlier quarantine's, or this one's half-done move."""
+    if os.path.lexists(dest) and os.path.lexists(note_path(dest)):
+        return False
+    write_note(root, dest, note)
+    return True
 
 
 def _note(plan: Plan, relpath: str, source: str, reason: Reason, digests: Digests, expected_md5: str | None,
@@ -108,9 +121,16 @@ def _note(plan: Plan, relpath: str, source: str, reason: Reason, digests: Digest
 
 
 def write_note(root: Path, path: Path, note: QuarantineNote) -> None:
-    """Write the note beside `path`, through its folder opened under `root` (atomic, durable)."""
+    """Write the note beside `path`, through its folder made under `root` (atomic, durable)."""
     with Folders() as folders:
-        write_atomic_in(folders.get(root, path.parent), note_path(path), note.model_dump_json(indent=1).encode())
+        folder = folders.get(root, path.parent, create=True)
+        write_atomic_in(folder, note_path(path), note.model_dump_json(indent=1).encode())
+
+
+def remove_note(root: Path, path: Path) -> None:
+    """Remove the note beside `path`, through its folder opened under `root`."""
+    with Folders() as folders:
+        os.unlink(note_path(path).name, dir_fd=folders.get(root, path.parent))
 
 
 def quarantined(root: Path | None, drop: str) -> list[Quarantined]:
@@ -120,7 +140,7 @@ def quarantined(root: Path | None, drop: str) -> list[Quarantined]:
     found = []
     for note in _notes(root / drop):
         path = note.with_name(note.name.removesuffix(NOTE_SUFFIX))
-        if os.path.lexists(path):  # a note whose file went back is removed right after; skip it meanwhile
+        if os.path.lexists(path):  # a note alone: its file went back, or had not moved yet (a kill)
             found.append(Quarantined(path, _read_note(note)))
     return sorted(found, key=lambda q: q.note.relpath)
 
