@@ -4,7 +4,7 @@ import dagster as dg
 
 from dropsync_dagster.core.testhooks import hook
 
-from dropsync_dagster.assets.ownership import claim_plan, dry_run, ready_or_override
+from dropsync_dagster.assets.ownership import claim_plan, dry_run, ready_or_override, return_quarantined
 from dropsync_dagster.assets.drop_asset import drop_asset
 from dropsync_dagster.assets.event_metadata import (
     SHOWN_ROWS,
@@ -24,7 +24,7 @@ from dropsync_dagster.core.labkey.planning import plan_drop
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
-from dropsync_dagster.core.stewardship.quarantine_return import return_due, returned_docs
+from dropsync_dagster.core.stewardship.quarantine_return import returned_docs
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
@@ -61,9 +61,10 @@ def drop_manifest(
     plan = plan_drop(folder, config, settings, labkey.client)
     hook("planned", drop=plan.drop)
     claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
-    returned = [] if dry_run(context) else return_due(settings.quarantine_dir, folder.key, folder.path)
+    returned, finished = ([], []) if dry_run(context) else return_quarantined(context, status, storage, folder)
     if returned:  # quarantined originals whose corrected sidecar arrived are back in the drop: plan them too
         status.store(settings).put_files(folder.key, returned_docs(returned))
+    if returned or finished:  # ... and files whose cut-short move into quarantine was finished left it
         plan = plan_drop(folder, config, settings, labkey.client)
         claim_plan(context, status, storage, plan, override)
     metadata = {**plan_metadata(plan), **held_metadata(held_files(plan))}

@@ -17,10 +17,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
+from dropsync_dagster.core.drops.discovery import DropFolder
 from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.model import Plan
 from dropsync_dagster.core.result_files import ResultFiles
 from dropsync_dagster.core.status.claim import ClaimGuard
+from dropsync_dagster.core.stewardship.quarantine_return import Returned, finish_cut_moves, return_due
 from dropsync_dagster.core.status.runs import check_not_held, claim_drop, require_ready
 from dropsync_dagster.core.status.store import StatusStore
 from dropsync_dagster.resources.drop_results import root_run_id
@@ -76,6 +78,19 @@ def claim_plan(context: dg.AssetExecutionContext, status: StatusResource, storag
     else:
         claim_drop(store, plan.drop, plan.drop_path, run_owner(context), status.limits().lease_seconds,
                    plan_id=plan.plan_id, readiness_override=override, holder_finished=_finished(context))
+
+
+def return_quarantined(context: dg.AssetExecutionContext, status: StatusResource, storage: StorageResource,
+                       folder: DropFolder) -> tuple[list[Returned], list[str]]:
+    """`drop_manifest` of a real run, once it claimed the drop: moves into quarantine that a kill
+    cut short are finished, and quarantined originals that are due come back into the drop
+    (core/stewardship/quarantine_return.py), the claim re-checked before each. (returned, finished)"""
+    settings = storage.settings()
+    if settings.quarantine_dir is None:
+        return [], []
+    with ClaimGuard(status.store(settings), folder.key, run_owner(context), status.limits().lease_seconds) as guard:
+        finished = finish_cut_moves(settings.quarantine_dir, folder.key, folder.path, guard=guard.check)
+        return return_due(settings.quarantine_dir, folder.key, folder.path, guard=guard.check), finished
 
 
 @dataclass(frozen=True)

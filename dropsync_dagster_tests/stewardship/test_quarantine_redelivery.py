@@ -1,6 +1,6 @@
-"""A quarantined original delivered again under its own name: with the same bytes, the drop's
-file is synced and the quarantined copy goes (one copy, in one place); with other bytes, the new
-file is synced and the quarantined one stays for a person to compare."""
+"""A quarantined original delivered again, moves into and out of quarantine cut short by a kill,
+and a run that lost the drop: nothing in quarantine is deleted on a guess, a file known not to
+match its `.md5` is never synced, and re-running completes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from dropsync_dagster.core.status.files import file_id
-from dropsync_dagster.core.status.sqlite import DEFAULT_FILENAME, SqliteStatusStore
+from dropsync_dagster.core.errors import RefusedError
+from dropsync_dagster.core.stewardship.quarantine_return import return_due
 from dropsync_dagster_tests.stewardship.test_quarantine import BAD, files_in, quarantine_drop, storage, with_quarantine
 from dropsync_dagster_tests.support.dagster_env import run_job
 from dropsync_dagster_tests.test_cli_sync import target
@@ -20,39 +21,25 @@ from dropsync_dagster_tests.test_cli_sync import target
 def redeliver(path: Path, data: bytes) -> None:
     """What a collaborator's upload does: the file again, then its (now right) `.md5`."""
     path.write_bytes(data)
+    correct_md5(path, data)
+
+
+def correct_md5(path: Path, data: bytes) -> None:
     Path(f"{path}.md5").write_text(f"{hashlib.md5(data).hexdigest()}  {path.name}\n")
 
 
-def test_the_same_bytes_delivered_again_sync_and_the_quarantined_copy_goes(tmp_path: Path) -> None:
-    drop, quarantine = quarantine_drop(tmp_path)
-    env = with_quarantine(drop, quarantine)
-    data = (drop.path / BAD).read_bytes()
-    wrong_md5 = (drop.path / f"{BAD}.md5").read_text().split()[0]
-    with dg.instance_for_test() as instance:
-        assert run_job(drop, instance, storage=storage(drop, env)).success
-        assert (quarantine / drop.key / BAD).read_bytes() == data
-        redeliver(drop.path / BAD, data)
-        assert run_job(drop, instance, storage=storage(drop, env)).success
-    assert target(drop, 1).read_bytes() == data and (drop.processed / BAD).read_bytes() == data
-    assert files_in(quarantine) == [] and not (quarantine / drop.key).exists()
-    doc = SqliteStatusStore(tmp_path / "state" / DEFAULT_FILENAME).get_file(file_id(drop.key, BAD))
-    quarantined = doc.model_dump(by_alias=True)["quarantine"]
-    assert quarantined["state"] == "returned" and quarantined["how"] == "redelivered"
-    assert quarantined["superseded"] == {"md5": wrong_md5}
-
-
-def test_other_bytes_delivered_again_sync_and_the_quarantined_copy_stays(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [b"", b"@the rest of the read, the first upload was cut short\n"])
+def test_a_file_delivered_again_is_synced_and_the_quarantined_copy_stays(tmp_path: Path, extra: bytes) -> None:
     drop, quarantine = quarantine_drop(tmp_path)
     env = with_quarantine(drop, quarantine)
     old = (drop.path / BAD).read_bytes()
-    new = old + b"@the rest of the read, the first upload was cut short\n"
     with dg.instance_for_test() as instance:
         assert run_job(drop, instance, storage=storage(drop, env)).success
-        redeliver(drop.path / BAD, new)
+        redeliver(drop.path / BAD, old + extra)
         assert run_job(drop, instance, storage=storage(drop, env)).success
-    assert target(drop, 1).read_bytes() == new and (drop.processed / BAD).read_bytes() == new
+    assert target(drop, 1).read_bytes() == old + extra and (drop.processed / BAD).read_bytes() == old + extra
     held = quarantine / drop.key / BAD
-    assert held.read_bytes() == old and Path(f"{held}.quarantine.json").exists()
+    assert held.read_bytes() == old and Path(f"{held}.quarantine.json").exists()  # for a person to compare
 
 
 def test_a_link_at_the_place_of_a_quarantined_file_is_not_taken_for_it(tmp_path: Path) -> None:
@@ -65,3 +52,50 @@ def test_a_link_at_the_place_of_a_quarantined_file_is_not_taken_for_it(tmp_path:
         run_job(drop, instance, storage=storage(drop, env))
     assert held.exists() and Path(f"{held}.quarantine.json").exists()
     assert not target(drop, 1).exists()
+
+
+def test_a_move_into_quarantine_cut_short_is_finished_and_the_file_not_synced(tmp_path: Path) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    env = with_quarantine(drop, quarantine)
+    held = quarantine / drop.key / BAD
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+        wrong = Path(f"{held}.md5").read_bytes()
+        os.link(held, drop.path / BAD)  # killed after the sidecars moved, before the drop's name was unlinked
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+    assert not target(drop, 1).exists() and not (drop.processed / BAD).exists()  # bytes known not to match
+    assert not (drop.path / BAD).exists()  # the move is finished
+    assert Path(f"{held}.md5").read_bytes() == wrong and Path(f"{held}.quarantine.json").exists()
+
+
+def test_a_move_back_cut_short_is_finished_and_the_file_synced(tmp_path: Path) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    env = with_quarantine(drop, quarantine)
+    held = quarantine / drop.key / BAD
+    data = (drop.path / BAD).read_bytes()
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+        correct_md5(drop.path / BAD, data)
+        os.unlink(f"{held}.md5")  # the state a kill leaves in the move back: the superseded sidecar gone,
+        os.link(held, drop.path / BAD)  # the file linked to its place, the quarantine name not yet unlinked
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+    assert target(drop, 1).read_bytes() == data and (drop.processed / BAD).read_bytes() == data
+    assert files_in(quarantine) == []
+
+
+def test_a_run_that_lost_the_drop_moves_nothing_out_of_quarantine(tmp_path: Path) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    env = with_quarantine(drop, quarantine)
+    data = (drop.path / BAD).read_bytes()
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+    correct_md5(drop.path / BAD, data)
+
+    def lost() -> None:
+        raise RefusedError(f"drop {drop.key}: another run holds it")
+
+    with pytest.raises(RefusedError, match="another run holds it"):
+        return_due(quarantine, drop.key, drop.path, guard=lost)
+    held = quarantine / drop.key / BAD
+    assert held.read_bytes() == data and Path(f"{held}.md5").exists() and Path(f"{held}.quarantine.json").exists()
+    assert not (drop.path / BAD).exists()

@@ -103,9 +103,10 @@ def quarantine_held(plan: Plan, checksums: ChecksumsResult, files: dict[str, Fil
 
 
 def _note_first(root: Path, dest: Path, note: QuarantineNote) -> bool:
-    """Write `note` for the original about to move to `dest`; False (nothing written) when `dest`
-    already holds a noted file: an earlier quarantine's, or this one's half-done move."""
-    if os.path.lexists(dest) and os.path.lexists(note_path(dest)):
+    """Write `note` for the original about to move to `dest`; False (nothing written) when
+    anything is at `dest` already: an earlier quarantine's file, this one's move cut short (its
+    note written before), or a file no note may be put beside."""
+    if os.path.lexists(dest):
         return False
     write_note(root, dest, note)
     return True

@@ -10,26 +10,30 @@ exactly one place and the archive, the move and the checks reading only the drop
 The quarantined sidecar that the new one supersedes is removed first (its digest stays in the
 note's `expected` and in the file document), so the move back, which never overwrites a data
 file, cannot put the old sidecar over the new one. An original re-delivered under its own name
-is not moved back (the name is taken): the new file goes through the run. When it holds the same
-bytes as the quarantined one (BLAKE3 of the note), the quarantined copy, its sidecars and then its
-note are removed, so the file is in one place; with other bytes, the quarantined one stays for a
-person to compare.
+is not moved back (the name is taken): the new file goes through the run, the quarantined one
+stays for a person to compare (nothing is deleted on a guess about bytes that may change).
+
+A kill inside a move leaves one file at both names (moves.py links, places the sidecars, then
+unlinks the source). Such a move is finished before planning, in the direction the sidecars
+went: none at the drop's name means the move into quarantine (the drop's name goes, or the next
+plan would sync bytes known not to match their `.md5`); a sidecar there means the move back.
+Every removal and move re-checks the run's claim (`guard`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from dropsync_dagster.core.drops.reads import HeldFile, identity_of, open_source
-from dropsync_dagster.core.errors import IntegrityError, UnsafePathError
+from dropsync_dagster.core.drops.reads import identity_of
 from dropsync_dagster.core.fs.confined import Folders
-from dropsync_dagster.core.integrity.hashing import hash_fd
 from dropsync_dagster.core.integrity import sidecars
 from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_originals
+from dropsync_dagster.core.integrity.publish import Guard
 from dropsync_dagster.core.integrity.sidecars import SIDECAR_KINDS, BadSidecar
 from dropsync_dagster.core.model import Digests
 from dropsync_dagster.core.stewardship.quarantine import RETURNED, Quarantined, note_path, quarantined
@@ -41,14 +45,46 @@ class Returned(NamedTuple):
 
     relpath: str
     superseded: dict[str, str]  # kind -> the digest the removed sidecar said
-    how: str = "moved_back"  # or "redelivered": the drop got the same bytes again, the copy went
 
 
 def due(root: Path | None, drop: str, drop_path: Path) -> list[Quarantined]:
-    """Quarantined originals of `drop` whose place in the drop is free and has a new sidecar."""
+    """Quarantined originals of `drop` whose place in the drop is free (or holds the same file: a
+    move back cut short) and has a new sidecar."""
     return [q for q in quarantined(root, drop)
-            if not os.path.lexists(drop_path / q.note.relpath)
+            if (not os.path.lexists(drop_path / q.note.relpath) or _same_file(drop_path / q.note.relpath, q.path))
             and any(_new_sidecar(drop_path / q.note.relpath, q.path, kind) for kind in SIDECAR_KINDS)]
+
+
+def finish_cut_moves(root: Path | None, drop: str, drop_path: Path, guard: Guard | None = None) -> list[str]:
+    """Finish each move into quarantine that a kill cut short: the drop's name of a quarantined
+    file whose sidecars all went with it is unlinked (the bytes stay, under the quarantine name).
+    The relative paths finished."""
+    finished = []
+    for q in quarantined(root, drop):
+        home = drop_path / q.note.relpath
+        if not _same_file(home, q.path) or any(os.path.lexists(sidecars.sidecar_path(home, k)) for k in SIDECAR_KINDS):
+            continue
+        if guard is not None:
+            guard()
+        with Folders() as folders:
+            folder = folders.get(drop_path, home.parent)
+            if _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
+                os.unlink(home.name, dir_fd=folder)
+                finished.append(q.note.relpath)
+    return finished
+
+
+def _same_file(home: Path, held: Path) -> bool:
+    """True when the drop's name `home` and the quarantine name `held` are one file (not a link)."""
+    try:
+        there = os.lstat(home)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return stat.S_ISREG(there.st_mode) and _inode(there) == _inode(os.lstat(held))
+
+
+def _inode(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _new_sidecar(home: Path, held: Path, kind: sidecars.SidecarKind) -> bool:
@@ -60,21 +96,23 @@ def _new_sidecar(home: Path, held: Path, kind: sidecars.SidecarKind) -> bool:
     return arrived is not None and arrived != sidecars.read_sidecar_bytes(held, kind)
 
 
-def return_due(root: Path | None, drop: str, drop_path: Path) -> list[Returned]:
-    """Remove the quarantined copies of originals re-delivered byte for byte, then move every due
-    original back to its place in the drop (the caller holds the drop's claim)."""
+def return_due(root: Path | None, drop: str, drop_path: Path, guard: Guard | None = None) -> list[Returned]:
+    """Move every due original back to its place in the drop. The caller holds the drop's claim;
+    `guard` re-checks it right before each sidecar removal and each move."""
     if root is None:
         return []
-    returned = _drop_redelivered(root, drop, drop_path)
+    returned = []
     for q in due(root, drop, drop_path):
         home = drop_path / q.note.relpath
         try:
             st = os.lstat(q.path)
         except FileNotFoundError:
             continue  # taken out of quarantine by hand since it was listed
+        if guard is not None:
+            guard()
         superseded = _remove_superseded(root, q.path, home)
         expected = Digests(size=q.note.size, blake3=q.note.actual["blake3"], md5=q.note.actual.get("md5"))
-        (outcome,) = move_originals([MoveItem(q.path, home, expected, identity_of(st), root, drop_path)])
+        (outcome,) = move_originals([MoveItem(q.path, home, expected, identity_of(st), root, drop_path)], guard=guard)
         if outcome is MoveOutcome.MOVED:
             os.unlink(note_path(q.path))
             _prune(q.path.parent, root / drop)
@@ -82,51 +120,14 @@ def return_due(root: Path | None, drop: str, drop_path: Path) -> list[Returned]:
     return returned
 
 
-def _drop_redelivered(root: Path, drop: str, drop_path: Path) -> list[Returned]:
-    """Quarantined originals whose place in the drop holds a regular file of the same bytes: the
-    quarantined copy goes (sidecars, data, and the note last, so no file is left without one)."""
-    dropped = []
-    for q in quarantined(root, drop):
-        if not _same_bytes(drop_path, drop_path / q.note.relpath, q.note.size, q.note.actual["blake3"]):
-            continue
-        superseded = _remove_superseded(root, q.path, None)
-        with Folders() as folders:
-            folder = folders.get(root, q.path.parent)
-            os.unlink(q.path.name, dir_fd=folder)
-            os.unlink(note_path(q.path).name, dir_fd=folder)
-        _prune(q.path.parent, root / drop)
-        dropped.append(Returned(q.note.relpath, superseded, "redelivered"))
-    return dropped
-
-
-def _same_bytes(drop_path: Path, home: Path, size: int, blake3: str) -> bool:
-    """True when `home`, reached inside the drop without leaving it, is a regular file of `size`
-    bytes hashing to `blake3`. Anything else there (nothing, a link, a FIFO, other bytes, a read
-    error) is not the quarantined file again, and the quarantined copy stays."""
-    try:
-        with Folders() as folders:
-            fd, st = open_source(home, None, folders.get(drop_path, home.parent))
-    except (FileNotFoundError, NotADirectoryError, UnsafePathError, HeldFile):
-        return False
-    try:
-        return st.st_size == size and hash_fd(fd, False, None, home).blake3 == blake3
-    except IntegrityError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _remove_superseded(root: Path, held: Path, home: Path | None) -> dict[str, str]:
-    """Remove the quarantined sidecars of the kinds the drop now has at `home` (every kind when
-    `home` is None); their digests."""
+def _remove_superseded(root: Path, held: Path, home: Path) -> dict[str, str]:
+    """Remove the quarantined sidecars of the kinds the drop now has at `home`; their digests."""
     removed = {}
     with Folders() as folders:
         folder = folders.get(root, held.parent)
         for kind in SIDECAR_KINDS:
             # Anything at the drop's sidecar name supersedes ours: the move back never writes over it.
-            if home is not None and not os.path.lexists(sidecars.sidecar_path(home, kind)):
-                continue
-            if sidecars.read_sidecar_bytes(held, kind, folder) is None:
+            if not os.path.lexists(sidecars.sidecar_path(home, kind)) or sidecars.read_sidecar_bytes(held, kind, folder) is None:
                 continue
             try:
                 removed[kind] = sidecars.read_sidecar(held, kind, folder) or ""
@@ -152,4 +153,4 @@ def returned_docs(returned: list[Returned]) -> list[FileDoc]:
     """File-document patches: `quarantine.state` is `returned`, with when and what was superseded."""
     now = datetime.now(UTC).isoformat()
     return [FileDoc(relpath=r.relpath, quarantine={  # type: ignore[call-arg]  (FileDoc keeps extra fields)
-        "state": RETURNED, "returned_at": now, "superseded": r.superseded, "how": r.how}) for r in returned]
+        "state": RETURNED, "returned_at": now, "superseded": r.superseded}) for r in returned]
