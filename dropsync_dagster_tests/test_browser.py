@@ -137,8 +137,7 @@ def test_materialise_a_new_drop_from_the_asset_graph(chromium: str, dev_ui: DevU
             raise
         page.screenshot(path=SCREENSHOTS / "1-asset-graph.png")
 
-        dialog = _open_launch_dialog(page, materialize)
-        page.get_by_role("menuitem", name=NEW_KEY).click()
+        dialog = _pick_partition(page, materialize, NEW_KEY)
         dialog.get_by_text("Launch runs to materialize 6 assets").click()  # closes the partition menu
         page.screenshot(path=SCREENSHOTS / "2-launch-dialog.png")
         dialog.get_by_role("button", name="Launch 1 run").click()
@@ -185,23 +184,52 @@ def _finished_ui_run(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     return next((r for r in runs if r.is_finished), None)
 
 
-def _open_launch_dialog(page, materialize):  # noqa: ANN001, ANN202 (playwright types, imported lazily)
-    """Open the launch dialog and its partition picker. Dagster's newsletter dialog may pop up over
-    it at any moment of a new browser's first visit (seen once in four runs): dismiss it and retry."""
+def _pick_partition(page, materialize, key: str):  # noqa: ANN001, ANN202 (playwright types, imported lazily)
+    """Open the launch dialog, open its partition picker and tick `key`.
+
+    Dagster's newsletter dialog may pop up over it at any moment of a new browser's first visit
+    (seen once in four runs), and under load the dialog may still be loading its partitions: each
+    attempt after the first starts from a freshly opened dialog. A failure names what the dialog
+    showed, since CI keeps no screenshot."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
-    for _ in range(3):
+    # The picker's trigger: a popover button that reads "Select a partition or create one" while empty.
+    picker = dialog.locator('[aria-haspopup="dialog"]').first
+    picker_count = dialog.locator('[aria-haspopup="dialog"]').count
+    search = page.get_by_placeholder("Filter partitions")  # the open picker's search field
+    errors: list[str] = []
+    for attempt in range(4):
         skip = page.get_by_role("button", name="Skip")
         if skip.is_visible():
             skip.click(force=True)
-        if not dialog.is_visible():
-            materialize.click()
         try:
-            hint = "Select a partition or create one"  # a text, or (seen in CI) the input's placeholder
-            dialog.get_by_placeholder(hint).or_(dialog.get_by_text(hint)).first.click(timeout=20_000)
+            if not dialog.is_visible():
+                materialize.click(timeout=20_000)
+            item = page.get_by_role("menuitem", name=key)
+            for _ in range(5):  # a click while the dialog still renders may open no picker: click again
+                if item.is_visible():
+                    break
+                picker.click(timeout=20_000)
+                try:
+                    item.wait_for(timeout=4_000)
+                except PlaywrightTimeout as closed:
+                    errors.append(f"picker open: {search.is_visible()}; {str(closed).splitlines()[0]}")
+            item.click(timeout=20_000)
+            if errors:  # kept beside the screenshots, for the next person to see what the retries were for
+                (SCREENSHOTS / "launch-dialog-retries.txt").write_text("\n".join(errors) + "\n")
             return dialog
-        except PlaywrightTimeout:
-            page.screenshot(path=SCREENSHOTS / "launch-dialog-retry.png")
-    raise AssertionError("the launch dialog's partition picker never became clickable")
-
+        except PlaywrightTimeout as timeout:
+            waited = next((line.strip() for line in str(timeout).splitlines() if "waiting for" in line), "")
+            errors.append(f"{str(timeout).splitlines()[0]} {waited} (pickers: {picker_count()}, "
+                          f"placeholder inputs: {dialog.locator('input[placeholder]').count()})")
+            page.screenshot(path=SCREENSHOTS / f"launch-dialog-retry-{attempt}.png")
+            # Start the next attempt afresh: close the picker and the dialog, and after two misses reload
+            # the page too (the dialog's partitions come from the page's cached queries).
+            page.keyboard.press("Escape")
+            page.keyboard.press("Escape")
+            if attempt == 1:
+                page.reload()
+    shown = dialog.inner_text(timeout=5_000) if dialog.is_visible() else "(no launch dialog open)"
+    raise AssertionError(f"could not tick {key} in the launch dialog's partition picker; it showed: {shown[:800]!r}; "
+                         f"the attempts: {errors}")
