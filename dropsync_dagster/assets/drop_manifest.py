@@ -22,6 +22,7 @@ from dropsync_dagster.core.archive.gpg import recipient_fingerprints
 from dropsync_dagster.core.held import held_files
 from dropsync_dagster.core.labkey.planning import plan_drop
 from dropsync_dagster.core.model import Plan
+from dropsync_dagster.core.plan.frozen import prune_plans
 from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.stewardship.quarantine_return import returned_docs
@@ -62,6 +63,8 @@ def drop_manifest(
     hook("planned", drop=plan.drop)
     claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
     returned, finished = ([], []) if dry_run(context) else return_quarantined(context, status, storage, folder)
+    if not dry_run(context):  # holding the drop: earlier runs' frozen plans go, but for the current one
+        prune_plans(settings.state_dir, folder.key)
     if returned:  # quarantined originals whose corrected sidecar arrived are back in the drop: plan them too
         status.store(settings).put_files(folder.key, returned_docs(returned))
     if returned or finished:  # ... and files whose cut-short move into quarantine was finished left it

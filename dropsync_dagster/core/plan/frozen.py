@@ -6,6 +6,8 @@ entry, so a 100,000-file plan is never one 90 MiB string in memory."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +23,7 @@ T = TypeVar("T")
 MANIFEST = "drop_manifest"  # the asset whose result the plan is
 
 PARSED_PLANS = ParsedFiles[Plan](size=2)  # a run works from one plan; a dry run may hold the next
+PLAN_GRACE_SECONDS = 600.0  # younger plans than this are never pruned: someone may be writing or reading them
 
 
 class CurrentPlan(BaseModel):
@@ -58,6 +61,30 @@ def write_plan(state_dir: Path, plan: Plan) -> Path:
         raise DropsyncError(f"{plan.drop}: {exc}") from exc
     PARSED_PLANS.put(path, plan)
     return path
+
+
+def prune_plans(state_dir: Path, drop: str, keep_seconds: float = PLAN_GRACE_SECONDS) -> list[Path]:
+    """Remove the drop's frozen plans (and writers' temporaries) other than its current one that
+    are older than `keep_seconds`: a real run calls this once it holds the drop, so a plan another
+    process may still be writing or reading is spared. The files removed."""
+    folder = drop_folder(state_dir, drop) / "plans"
+    try:
+        keep = {plan_path(state_dir, drop, current_plan_id(state_dir, drop)).name}
+    except DropsyncError:  # never planned, or its current-plan document is damaged: this run's plan
+        return []  # replaces that document; until then no plan is known to be unused
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    cutoff = time.time() - keep_seconds
+    for entry in entries:
+        if entry.name in keep or not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime > cutoff:
+            continue
+        if entry.name.endswith(".jsonl") or entry.name.endswith(".tmp"):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def current_plan_id(state_dir: Path, drop: str) -> str:
