@@ -4,12 +4,18 @@ match its `.md5` is never synced, and re-running completes."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import blake3
 import dagster as dg
 import pytest
+
+from dropsync_dagster.core.integrity import moves
 
 from dropsync_dagster.core.errors import RefusedError
 from dropsync_dagster.core.stewardship.quarantine_return import return_due
@@ -99,3 +105,49 @@ def test_a_run_that_lost_the_drop_moves_nothing_out_of_quarantine(tmp_path: Path
     held = quarantine / drop.key / BAD
     assert held.read_bytes() == data and Path(f"{held}.md5").exists() and Path(f"{held}.quarantine.json").exists()
     assert not (drop.path / BAD).exists()
+
+
+class _CutAt:
+    """Stands in for `os` in core/integrity/moves.py: the `n`-th unlink of a name of `file`
+    fails as a power cut would stop it (everything before it done, nothing after)."""
+
+    def __init__(self, file: str, n: int) -> None:
+        self.file, self.n, self.calls = file, n, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def unlink(self, path: str, *, dir_fd: int | None = None) -> None:
+        if Path(path).name.startswith(self.file):
+            self.calls += 1
+            if self.calls == self.n:
+                raise OSError(errno.EIO, f"power cut before unlinking {path}")
+        os.unlink(path, dir_fd=dir_fd)
+
+
+@pytest.mark.parametrize("where", ["same_filesystem", "dev_shm"])
+@pytest.mark.parametrize("cut_at", [1, 2, 3])
+def test_a_move_into_quarantine_cut_at_any_unlink_never_syncs_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, cut_at: int) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    if where == "dev_shm" and Path("/dev/shm").is_dir():  # another filesystem here: moved by a verified copy
+        quarantine = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="dropsync-test-"))
+    env = with_quarantine(drop, quarantine)
+    source, held = drop.path / BAD, quarantine / drop.key / BAD
+    data, wrong = source.read_bytes(), Path(f"{source}.md5").read_bytes()
+    # A `.blake3` too (as an earlier run writes before the `.md5` arrives): three names to unlink.
+    Path(f"{source}.blake3").write_text(f"{blake3.blake3(data).hexdigest()}  {source.name}\n")
+    try:
+        with dg.instance_for_test() as instance:
+            monkeypatch.setattr(moves, "os", _CutAt(source.name, cut_at))
+            cut = run_job(drop, instance, storage=storage(drop, env))
+            monkeypatch.undo()
+            assert not cut.success  # the step stopped at that unlink
+            assert run_job(drop, instance, storage=storage(drop, env)).success
+        assert not target(drop, 1).exists() and not (drop.processed / BAD).exists()  # bytes known to be wrong
+        assert not source.exists() and not Path(f"{source}.md5").exists() and not Path(f"{source}.blake3").exists()
+        assert held.read_bytes() == data and Path(f"{held}.md5").read_bytes() == wrong
+        assert Path(f"{held}.quarantine.json").exists() and Path(f"{held}.blake3").exists()
+    finally:
+        if quarantine.is_relative_to("/dev/shm"):
+            shutil.rmtree(quarantine)

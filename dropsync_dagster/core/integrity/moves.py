@@ -58,14 +58,20 @@ def move_original(source: Path, dest: Path, expected: Digests) -> MoveOutcome:
     return move_originals([(source, dest, expected)])[0]
 
 
-def move_originals(moves: Sequence[tuple], guard: Guard | None = None) -> list[MoveOutcome]:
+def move_originals(moves: Sequence[tuple], guard: Guard | None = None, data_first: bool = False) -> list[MoveOutcome]:
     """Move originals (MoveItem or (source, dest, expected) tuples) and their sidecars, never
     overwriting; across filesystems each is copied, made durable and verified before the unlink.
     Outcomes follow `moves`.
 
     Every new name is made durable (one `syncfs` per filesystem) before any source is unlinked,
     and the unlinks once more at the end. A re-run after a crash finishes a half-done move.
-    `guard` is called right before each original is linked and before the unlinks."""
+    `guard` is called right before each original is linked and before the unlinks.
+
+    Each source's old sidecar names are unlinked before its data name: a kill in between leaves
+    the original in place (its sidecars already at the destination), and the re-run, finding the
+    same file at both names, finishes the move. `data_first` unlinks the data name first instead,
+    for a move whose sidecar is why the file may not go ahead (into quarantine): a kill then
+    leaves stray sidecars, never the file without the `.md5` it fails."""
     outcomes: list[MoveOutcome] = []
     linked: list[_Linked] = []
     with Folders() as folders:
@@ -91,14 +97,15 @@ def move_originals(moves: Sequence[tuple], guard: Guard | None = None) -> list[M
             if outcome is MoveOutcome.MOVED:
                 linked.append(_Linked(item, src, dst, inode))
         if linked:
-            _finish(linked, guard)
+            _finish(linked, guard, data_first)
     return outcomes
 
 
-def _finish(linked: list[_Linked], guard: Guard | None) -> None:
+def _finish(linked: list[_Linked], guard: Guard | None, data_first: bool) -> None:
     """Make the new names durable, then give each original's sidecars their new names and only
-    then unlink the source: a failure (disk full) leaves the original in the drop with its
-    sidecars, and a re-run finishes the move."""
+    then unlink the old names (see `move_originals` for their order): a failure placing the
+    sidecars (disk full) leaves the original in the drop with its sidecars, and a re-run
+    finishes the move."""
     flush_folder_fds({move.dst for move in linked})
     if guard is not None:
         guard()
@@ -108,12 +115,20 @@ def _finish(linked: list[_Linked], guard: Guard | None) -> None:
         except OSError as err:
             raise DropsyncError(f"cannot move the sidecars of {move.item.source} to "
                                 f"{move.item.dest.parent}: {err.strerror or err}") from err
+        if data_first:
+            _unlink_source(move)
         for old in olds:
             os.unlink(old, dir_fd=move.src)
-        if move.inode is not None and _inode(move.src, move.item.source.name) == move.inode:
-            os.unlink(move.item.source.name, dir_fd=move.src)
+        if not data_first:
+            _unlink_source(move)
         hook("between_moves", path=move.item.source)
     flush_folder_fds({fd for move in linked for fd in (move.src, move.dst)})
+
+
+def _unlink_source(move: _Linked) -> None:
+    """Unlink the original's source name, if it is still the file that was linked or copied."""
+    if move.inode is not None and _inode(move.src, move.item.source.name) == move.inode:
+        os.unlink(move.item.source.name, dir_fd=move.src)
 
 
 def _link_original(item: MoveItem, src: int, dst: int) -> tuple[MoveOutcome, tuple[int, int] | None]:

@@ -94,7 +94,7 @@ def quarantine_held(plan: Plan, checksums: ChecksumsResult, files: dict[str, Fil
     # file (ignored, and rewritten by the next quarantine), never a file in quarantine with no note.
     fresh = [_note_first(root, item.dest, note) for item, note in picked]
     out = dict(files)
-    for (item, note), wrote, outcome in zip(picked, fresh, move_originals([item for item, _ in picked], guard=guard)):
+    for (item, note), wrote, outcome in zip(picked, fresh, move_originals([item for item, _ in picked], guard=guard, data_first=True)):
         if outcome is MoveOutcome.MOVED:
             out[note.relpath] = out[note.relpath].model_copy(update={"quarantined": str(item.dest)})
         elif wrote:

@@ -13,11 +13,12 @@ file, cannot put the old sidecar over the new one. An original re-delivered unde
 is not moved back (the name is taken): the new file goes through the run, the quarantined one
 stays for a person to compare (nothing is deleted on a guess about bytes that may change).
 
-A kill inside a move leaves one file at both names (moves.py links, places the sidecars, then
-unlinks the source). Such a move is finished before planning, in the direction the sidecars
-went: none at the drop's name means the move into quarantine (the drop's name goes, or the next
-plan would sync bytes known not to match their `.md5`); a sidecar there means the move back.
-Every removal and move re-checks the run's claim (`guard`).
+A kill inside a move can leave one file at both names, or stray sidecars (moves.py links or
+copies, places the sidecars, then unlinks the old names: into quarantine the data name first,
+so the drop never keeps the file without the `.md5` it fails). Such a move is finished before
+planning: a new sidecar at the drop's place makes it the move back's (`due`); otherwise it was
+the move into quarantine, whose leftovers in the drop go (`finish_cut_moves`). Every removal
+and move re-checks the run's claim (`guard`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dropsync_dagster.core.drops.reads import identity_of
+from dropsync_dagster.core.errors import UnsafePathError
 from dropsync_dagster.core.fs.confined import Folders
 from dropsync_dagster.core.integrity import sidecars
 from dropsync_dagster.core.integrity.moves import MoveItem, MoveOutcome, move_originals
@@ -56,22 +58,42 @@ def due(root: Path | None, drop: str, drop_path: Path) -> list[Quarantined]:
 
 
 def finish_cut_moves(root: Path | None, drop: str, drop_path: Path, guard: Guard | None = None) -> list[str]:
-    """Finish each move into quarantine that a kill cut short: the drop's name of a quarantined
-    file whose sidecars all went with it is unlinked (the bytes stay, under the quarantine name).
-    The relative paths finished."""
+    """Finish each move into quarantine that a kill cut short. Unless the drop has a new sidecar
+    at the original's place (a correction: the move back's, see `due`), the drop's name still
+    holding the quarantined file itself is unlinked, then the drop's sidecars that are the
+    quarantined ones' (same bytes; the move into quarantine unlinks its data name first, so a
+    kill can leave those behind). The relative paths finished."""
     finished = []
     for q in quarantined(root, drop):
         home = drop_path / q.note.relpath
-        if not _same_file(home, q.path) or any(os.path.lexists(sidecars.sidecar_path(home, k)) for k in SIDECAR_KINDS):
+        same = _same_file(home, q.path)
+        if (os.path.lexists(home) and not same) or any(_new_sidecar(home, q.path, k) for k in SIDECAR_KINDS):
+            continue  # another file at its place (planned as any new file), or a correction
+        strays = [kind for kind in SIDECAR_KINDS if _own_sidecar(home, q.path, kind)]
+        if not same and not strays:
             continue
         if guard is not None:
             guard()
         with Folders() as folders:
-            folder = folders.get(drop_path, home.parent)
-            if _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
-                os.unlink(home.name, dir_fd=folder)
-                finished.append(q.note.relpath)
+            try:
+                folder = folders.get(drop_path, home.parent)
+            except UnsafePathError:
+                continue  # a link where its folder was: nothing of ours is there (the plan holds it)
+            if same and _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
+                os.unlink(home.name, dir_fd=folder)  # the data name first, as the move does
+            for kind in strays:
+                os.unlink(sidecars.sidecar_path(home, kind).name, dir_fd=folder)
+        finished.append(q.note.relpath)
     return finished
+
+
+def _own_sidecar(home: Path, held: Path, kind: sidecars.SidecarKind) -> bool:
+    """True when the drop has a sidecar of `kind` at `home` with the bytes of the quarantined one."""
+    try:
+        there = sidecars.read_sidecar_bytes(home, kind)
+    except BadSidecar:
+        return False  # a link or FIFO at its name is not ours to remove
+    return there is not None and there == sidecars.read_sidecar_bytes(held, kind)
 
 
 def _same_file(home: Path, held: Path) -> bool:
