@@ -145,9 +145,28 @@ def test_a_move_into_quarantine_cut_at_any_unlink_never_syncs_the_file(
             assert not cut.success  # the step stopped at that unlink
             assert run_job(drop, instance, storage=storage(drop, env)).success
         assert not target(drop, 1).exists() and not (drop.processed / BAD).exists()  # bytes known to be wrong
-        assert not source.exists() and not Path(f"{source}.md5").exists() and not Path(f"{source}.blake3").exists()
-        assert held.read_bytes() == data and Path(f"{held}.md5").read_bytes() == wrong
+        assert not source.exists() and held.read_bytes() == data and Path(f"{held}.md5").read_bytes() == wrong
+        for kind in ("md5", "blake3"):  # a sidecar the cut left in the drop is the collaborator's, kept as it was
+            left = Path(f"{source}.{kind}")
+            assert not left.exists() or left.read_bytes() == Path(f"{held}.{kind}").read_bytes()
         assert Path(f"{held}.quarantine.json").exists() and Path(f"{held}.blake3").exists()
     finally:
         if quarantine.is_relative_to("/dev/shm"):
             shutil.rmtree(quarantine)
+
+
+def test_a_sidecar_a_cut_left_in_the_drop_still_checks_a_file_delivered_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drop, quarantine = quarantine_drop(tmp_path)
+    env = with_quarantine(drop, quarantine)
+    source = drop.path / BAD
+    with dg.instance_for_test() as instance:
+        monkeypatch.setattr(moves, "os", _CutAt(source.name, 2))  # the data name went, the `.md5` stayed
+        assert not run_job(drop, instance, storage=storage(drop, env)).success
+        monkeypatch.undo()
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+        assert Path(f"{source}.md5").exists() and not source.exists()
+        source.write_bytes(b"@another upload, as damaged as the first\n")  # its (wrong) `.md5` is already there
+        assert run_job(drop, instance, storage=storage(drop, env)).success
+    assert not target(drop, 1).exists() and not (drop.processed / BAD).exists()  # held: it fails that `.md5`
+    assert source.exists()

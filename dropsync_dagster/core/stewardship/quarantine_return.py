@@ -17,8 +17,8 @@ A kill inside a move can leave one file at both names, or stray sidecars (moves.
 copies, places the sidecars, then unlinks the old names: into quarantine the data name first,
 so the drop never keeps the file without the `.md5` it fails). Such a move is finished before
 planning: a new sidecar at the drop's place makes it the move back's (`due`); otherwise it was
-the move into quarantine, whose leftovers in the drop go (`finish_cut_moves`). Every removal
-and move re-checks the run's claim (`guard`).
+the move into quarantine, and the drop's name of the quarantined file goes (`finish_cut_moves`).
+Every removal and move re-checks the run's claim (`guard`).
 """
 
 from __future__ import annotations
@@ -58,19 +58,15 @@ def due(root: Path | None, drop: str, drop_path: Path) -> list[Quarantined]:
 
 
 def finish_cut_moves(root: Path | None, drop: str, drop_path: Path, guard: Guard | None = None) -> list[str]:
-    """Finish each move into quarantine that a kill cut short. Unless the drop has a new sidecar
-    at the original's place (a correction: the move back's, see `due`), the drop's name still
-    holding the quarantined file itself is unlinked, then the drop's sidecars that are the
-    quarantined ones' (same bytes; the move into quarantine unlinks its data name first, so a
-    kill can leave those behind). The relative paths finished."""
+    """Finish each move into quarantine that a kill cut short: unless the drop has a new sidecar
+    at the original's place (a correction: the move back's, see `due`), a drop name still holding
+    the quarantined file itself is unlinked. Sidecars a kill left in the drop stay: they are the
+    collaborator's (the same bytes are in quarantine), and they keep a re-delivered file of the
+    same name checked against them. The relative paths finished."""
     finished = []
     for q in quarantined(root, drop):
         home = drop_path / q.note.relpath
-        same = _same_file(home, q.path)
-        if (os.path.lexists(home) and not same) or any(_new_sidecar(home, q.path, k) for k in SIDECAR_KINDS):
-            continue  # another file at its place (planned as any new file), or a correction
-        strays = [kind for kind in SIDECAR_KINDS if _own_sidecar(home, q.path, kind)]
-        if not same and not strays:
+        if not _same_file(home, q.path) or any(_new_sidecar(home, q.path, k) for k in SIDECAR_KINDS):
             continue
         if guard is not None:
             guard()
@@ -78,31 +74,20 @@ def finish_cut_moves(root: Path | None, drop: str, drop_path: Path, guard: Guard
             try:
                 folder = folders.get(drop_path, home.parent)
             except UnsafePathError:
-                continue  # a link where its folder was: nothing of ours is there (the plan holds it)
-            if same and _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
-                os.unlink(home.name, dir_fd=folder)  # the data name first, as the move does
-            for kind in strays:
-                os.unlink(sidecars.sidecar_path(home, kind).name, dir_fd=folder)
-        finished.append(q.note.relpath)
+                continue  # a link where its folder was since: the plan holds what is under it
+            if _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
+                os.unlink(home.name, dir_fd=folder)
+                finished.append(q.note.relpath)
     return finished
-
-
-def _own_sidecar(home: Path, held: Path, kind: sidecars.SidecarKind) -> bool:
-    """True when the drop has a sidecar of `kind` at `home` with the bytes of the quarantined one."""
-    try:
-        there = sidecars.read_sidecar_bytes(home, kind)
-    except BadSidecar:
-        return False  # a link or FIFO at its name is not ours to remove
-    return there is not None and there == sidecars.read_sidecar_bytes(held, kind)
 
 
 def _same_file(home: Path, held: Path) -> bool:
     """True when the drop's name `home` and the quarantine name `held` are one file (not a link)."""
     try:
-        there = os.lstat(home)
+        there, ours = os.lstat(home), os.lstat(held)
     except (FileNotFoundError, NotADirectoryError):
-        return False
-    return stat.S_ISREG(there.st_mode) and _inode(there) == _inode(os.lstat(held))
+        return False  # nothing at the drop's name, or taken out of quarantine by hand meanwhile
+    return stat.S_ISREG(there.st_mode) and _inode(there) == _inode(ours)
 
 
 def _inode(st: os.stat_result) -> tuple[int, int]:
