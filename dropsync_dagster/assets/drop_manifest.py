@@ -26,7 +26,6 @@ from dropsync_dagster.core.plan.frozen import prune_plans
 from dropsync_dagster.core.plan.report import labkey_create_rows, labkey_diff_rows
 from dropsync_dagster.core.drops.registry import locate
 from dropsync_dagster.core.stewardship.quarantine_return import returned_docs
-from dropsync_dagster.runs import take_over
 from dropsync_dagster.resources.gpg import GpgResource
 from dropsync_dagster.resources.labkey import LabKeyResource
 from dropsync_dagster.resources.status import StatusResource
@@ -60,8 +59,7 @@ def drop_manifest(
     if policy.decide(config.archive).enabled:
         # A recipient missing from the keyring is a configuration error before any work starts.
         recipient_fingerprints(policy.recipients, policy.gnupghome)
-    shown = take_over(context.run.tags, folder.key, str(folder.path))  # `dropsync sync` showed it: no second plan
-    plan = shown or plan_drop(folder, config, settings, labkey.client)
+    plan = plan_drop(folder, config, settings, labkey.client)
     hook("planned", drop=plan.drop)
     claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
     returned, finished = ([], []) if dry_run(context) else return_quarantined(context, status, storage, folder)
@@ -72,8 +70,7 @@ def drop_manifest(
     if returned or finished:  # ... and files whose cut-short move into quarantine was finished left it
         plan = plan_drop(folder, config, settings, labkey.client)
         claim_plan(context, status, storage, plan, override)
-    metadata = {**plan_metadata(plan), **held_metadata(held_files(plan)),
-                "planned_by": "dropsync sync (the plan it showed)" if plan is shown else "this run"}
+    metadata = {**plan_metadata(plan), **held_metadata(held_files(plan))}
     if plan.labkey_configured:
         metadata.update(counts_metadata(tally([str(e.write_action) for e in plan.entries if e.matched]), "write_action/"))
         # The UI shows the first rows; counts are in write_action/*, everything in the plan JSON.

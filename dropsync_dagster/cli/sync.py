@@ -48,7 +48,7 @@ def sync(drop: str, do_it: bool, yes: bool, ignore_readiness: bool) -> None:
 def sync_now(deployment: Deployment, folder: DropFolder, plan: Plan, ignore_readiness: bool = False) -> int:
     """Run one drop to completion; 0 all synced, 1 some file held at a gate; raises on failure."""
     from dropsync_dagster.cli import runner  # Dagster, only for the runs themselves
-    from dropsync_dagster.runs import IGNORE_READINESS, LAUNCHED_BY, hand_over
+    from dropsync_dagster.runs import IGNORE_READINESS, LAUNCHED_BY
 
     settings = deployment.settings
     # Refuse before the run starts, so a missing DROPSYNC_ALLOWED_ROOTS is a config error (exit 2).
@@ -63,7 +63,7 @@ def sync_now(deployment: Deployment, folder: DropFolder, plan: Plan, ignore_read
     reaped = runner.reap_dead_cli_run(inst, store, folder.key, str(folder.path), max_failures)
     if reaped:
         console.print(reaped)
-    tags = {LAUNCHED_BY: "cli", **({IGNORE_READINESS: "true"} if ignore_readiness else {}), **hand_over(plan)}
+    tags = {LAUNCHED_BY: "cli", **({IGNORE_READINESS: "true"} if ignore_readiness else {})}
     with progress_bars():
         outcome = runner.run_drop(inst, folder.key, tags=tags)
     if not outcome.success:
