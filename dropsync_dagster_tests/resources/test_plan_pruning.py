@@ -71,3 +71,17 @@ def test_a_damaged_current_plan_document_prunes_nothing_and_the_run_heals_it(tmp
     assert second.success
     assert plans(drop) == {f"{first}.jsonl", f"{second.output_for_node('drop_manifest').plan_id}.jsonl"}
     assert frozen.current_plan_id(drop.settings().state_dir, drop.key) == second.output_for_node("drop_manifest").plan_id
+
+
+def test_a_plans_folder_that_is_a_link_is_not_pruned_through(tmp_path: Path) -> None:
+    drop = plain_drop(tmp_path)
+    with dg.instance_for_test() as instance:
+        assert run_job(drop, instance).success
+    folder = drop.settings().state_dir / "drops" / drop.key / "plans"
+    elsewhere = tmp_path / "elsewhere"
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere)
+    (elsewhere / "not-a-plan-of-ours.jsonl").write_text("{}\n")
+    os.utime(elsewhere / "not-a-plan-of-ours.jsonl", (time.time() - AN_HOUR, time.time() - AN_HOUR))
+    assert frozen.prune_plans(drop.settings().state_dir, drop.key) == []
+    assert (elsewhere / "not-a-plan-of-ours.jsonl").exists()

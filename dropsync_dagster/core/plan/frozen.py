@@ -73,6 +73,8 @@ def prune_plans(state_dir: Path, drop: str, keep_seconds: float = PLAN_GRACE_SEC
     except DropsyncError:  # never planned, or its current-plan document is damaged: this run's plan
         return []  # replaces that document; until then no plan is known to be unused
     removed: list[Path] = []
+    if folder.is_symlink():  # never remove files through a link, wherever it leads
+        return removed
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
