@@ -62,8 +62,9 @@ def drop_manifest(
     plan = plan_drop(folder, config, settings, labkey.client)
     hook("planned", drop=plan.drop)
     claim_plan(context, status, storage, plan, override)  # before the plan is written: refused runs write nothing
-    returned, finished = ([], []) if dry_run(context) else return_quarantined(context, status, storage, folder)
-    if not dry_run(context):  # holding the drop: earlier runs' frozen plans go, but for the current one
+    returned, finished = [], []
+    if not dry_run(context):  # holding the drop: quarantine first, then earlier runs' frozen plans go
+        returned, finished = return_quarantined(context, status, storage, folder)
         prune_plans(settings.state_dir, folder.key)
     if returned:  # quarantined originals whose corrected sidecar arrived are back in the drop: plan them too
         status.store(settings).put_files(folder.key, returned_docs(returned))

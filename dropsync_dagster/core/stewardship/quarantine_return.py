@@ -53,7 +53,7 @@ def due(root: Path | None, drop: str, drop_path: Path) -> list[Quarantined]:
     """Quarantined originals of `drop` whose place in the drop is free (or holds the same file: a
     move back cut short) and has a new sidecar."""
     return [q for q in quarantined(root, drop)
-            if (not os.path.lexists(drop_path / q.note.relpath) or _same_file(drop_path / q.note.relpath, q.path))
+            if (not os.path.lexists(drop_path / q.note.relpath) or _shared_inode(drop_path / q.note.relpath, q.path))
             and any(_new_sidecar(drop_path / q.note.relpath, q.path, kind) for kind in SIDECAR_KINDS)]
 
 
@@ -66,32 +66,32 @@ def finish_cut_moves(root: Path | None, drop: str, drop_path: Path, guard: Guard
     finished = []
     for q in quarantined(root, drop):
         home = drop_path / q.note.relpath
-        if not _same_file(home, q.path) or any(_new_sidecar(home, q.path, k) for k in SIDECAR_KINDS):
+        shared = _shared_inode(home, q.path)
+        if shared is None or any(_new_sidecar(home, q.path, k) for k in SIDECAR_KINDS):
             continue
         if guard is not None:
             guard()
         with Folders() as folders:
             try:
                 folder = folders.get(drop_path, home.parent)
-            except UnsafePathError:
-                continue  # a link where its folder was since: the plan holds what is under it
-            if _inode(os.stat(home.name, dir_fd=folder, follow_symlinks=False)) == _inode(os.lstat(q.path)):
+                now = os.stat(home.name, dir_fd=folder, follow_symlinks=False)
+            except (UnsafePathError, FileNotFoundError):
+                continue  # its folder became a link, or the name went, since: nothing of ours is there
+            if (now.st_dev, now.st_ino) == shared:
                 os.unlink(home.name, dir_fd=folder)
                 finished.append(q.note.relpath)
     return finished
 
 
-def _same_file(home: Path, held: Path) -> bool:
-    """True when the drop's name `home` and the quarantine name `held` are one file (not a link)."""
+def _shared_inode(home: Path, held: Path) -> tuple[int, int] | None:
+    """(device, inode) when the drop's name `home` and the quarantine name `held` are one regular
+    file (not a link); None otherwise."""
     try:
         there, ours = os.lstat(home), os.lstat(held)
     except (FileNotFoundError, NotADirectoryError):
-        return False  # nothing at the drop's name, or taken out of quarantine by hand meanwhile
-    return stat.S_ISREG(there.st_mode) and _inode(there) == _inode(ours)
-
-
-def _inode(st: os.stat_result) -> tuple[int, int]:
-    return st.st_dev, st.st_ino
+        return None  # nothing at the drop's name, or taken out of quarantine by hand meanwhile
+    same = stat.S_ISREG(there.st_mode) and (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino)
+    return (there.st_dev, there.st_ino) if same else None
 
 
 def _new_sidecar(home: Path, held: Path, kind: sidecars.SidecarKind) -> bool:
